@@ -1,0 +1,132 @@
+"""The ``lims`` command: database upgrade, the demo, serving the app."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.tree import Tree
+
+from lims.db import make_engine, read_session, write_session
+from lims.settings import get_settings
+
+app = typer.Typer(
+    help="LIMS for adipose-derived stem-cell hair-restoration products.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _engine():
+    url = get_settings().database_url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return make_engine(url)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply migrations to LIMS_DATABASE_URL and load the SOP versions in force."""
+    from lims import migrate
+    from lims.sops.service import sync_catalog
+
+    engine = _engine()
+    migrate.upgrade(engine)
+    with write_session(engine) as session:
+        added = sync_catalog(session)
+    console.print(
+        f"database at revision {migrate.current_revision(engine)}; "
+        f"{len(added)} SOP version(s) added"
+    )
+
+
+@app.command()
+def demo(
+    if_empty: bool = typer.Option(
+        False, "--if-empty", help="Only when the database holds no material yet."
+    ),
+) -> None:
+    """Build one donation end to end (intake to released lot to doses); print its lineage."""
+    from lims.demo import database_is_empty, run_demo
+
+    engine = _engine()
+    if if_empty and not database_is_empty(engine):
+        console.print("database already holds materials; demo data not loaded")
+        return
+    started = time.perf_counter()
+    with console.status("recording the demo donation..."):
+        result = run_demo(engine)
+    elapsed = time.perf_counter() - started
+    for line in result.log:
+        console.print(f"  {line}")
+    console.print(f"\nrefused as it should be: allocating {result.lot} to {result.other_patient}:")
+    console.print(f"  [red]{result.refusal}[/red]")
+    print_lineage(engine, result.donation)
+    console.print(f"\n{result.steps} steps recorded in {elapsed:.2f} s")
+
+
+def print_lineage(engine, material_id: str) -> None:
+    """Print the lineage tree below ``material_id`` with states and quantities."""
+    from sqlmodel import col, select
+
+    from lims.identity.codes import format_material_id
+    from lims.materials.models import LineageEdge, Material
+    from lims.materials.service import descendants, get_material, remaining
+    from lims.steps.conservation import verify_conservation
+
+    with read_session(engine) as s:
+        root = get_material(s, material_id)
+        rows = descendants(s, material=root)
+        ids = [root.id] + [
+            s.exec(select(Material.id).where(col(Material.material_id) == r.material_id)).one()
+            for r in rows
+        ]
+        edges = s.exec(select(LineageEdge).where(col(LineageEdge.parent_id).in_(ids))).all()
+        by_id = {m.id: m for m in s.exec(select(Material).where(col(Material.id).in_(ids)))}
+        children: dict[int, list[int]] = {}
+        for e in edges:
+            children.setdefault(e.parent_id, []).append(e.child_id)
+
+        def label(m: Material) -> str:
+            from lims.units import Quantity, QuantityKind
+
+            initial = Quantity.from_canonical(QuantityKind(m.quantity_kind), m.initial_canonical)
+            extra = f" P{m.passage}" if m.passage is not None else ""
+            return (
+                f"[bold]{format_material_id(m.material_id)}[/bold] {m.kind}{extra} "
+                f"[cyan]{m.state}[/cyan]  made {initial.canonical_str()}, "
+                f"left {remaining(m).canonical_str()}"
+            )
+
+        tree = Tree(label(root))
+
+        def grow(node: Tree, mid: int) -> None:
+            for child in sorted(children.get(mid, [])):
+                grow(node.add(label(by_id[child])), child)
+
+        grow(tree, root.id)  # type: ignore[arg-type]
+        console.print("\nlineage from the donation:")
+        console.print(tree)
+        report = verify_conservation(s)
+        status = "holds" if report.ok else "BROKEN"
+        console.print(
+            f"conservation {status} for {report.materials_checked} materials and "
+            f"{report.steps_checked} steps"
+        )
+        for problem in report.problems:
+            console.print(f"  [red]{problem}[/red]")
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the web app (read-only lineage view until the API issue lands)."""
+    import uvicorn
+
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port)
+
+
+if __name__ == "__main__":
+    app()

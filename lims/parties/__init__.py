@@ -1,0 +1,1 @@
+"""Clinics (tenants), patients and donors, users and roles, instruments, reagent lots."""

@@ -1,0 +1,91 @@
+"""Parties and resources: who the material belongs to, who works on it, with what."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+import lims.models_base  # noqa: F401  (naming convention before any table is declared)
+from lims.db import UTCDateTime, utcnow
+
+
+class Role(StrEnum):
+    TECHNICIAN = "technician"
+    QA = "qa"
+    CLINIC = "clinic"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class DonorType(StrEnum):
+    """Whose tissue: a patient treated with their own (autologous) or a donor's for others."""
+
+    AUTOLOGOUS_PATIENT = "autologous_patient"
+    ALLOGENEIC_DONOR = "allogeneic_donor"
+    RECIPIENT = "recipient"
+
+
+class Clinic(SQLModel, table=True):
+    __tablename__ = "clinic"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_type=String(16), unique=True)
+    name: str = Field(sa_type=String(200))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Patient(SQLModel, table=True):
+    """A patient or donor, known to the lab only by a pseudonymous chain-of-identity id.
+
+    Two identifiers (e.g. date of birth and the clinic's own patient reference) are kept
+    for matching at allocation and dispatch; no name is needed in the lab (21 CFR
+    1271.290: a distinct code excluding name, SSN and medical record number).
+    """
+
+    __tablename__ = "patient"
+    __table_args__ = (UniqueConstraint("clinic_id", "identifier_1", "identifier_2"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    coi_id: str = Field(sa_type=String(20), unique=True)
+    clinic_id: int = Field(foreign_key="clinic.id", index=True)
+    donor_type: str = Field(sa_type=String(24))
+    identifier_1: str = Field(sa_type=String(64))
+    identifier_2: str = Field(sa_type=String(64))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "lims_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(sa_type=String(64), unique=True)
+    printed_name: str = Field(sa_type=String(200))
+    role: str = Field(sa_type=String(16))
+    clinic_id: int | None = Field(default=None, foreign_key="clinic.id")
+    # Set by the authentication issue (argon2); never a plain password.
+    password_hash: str | None = Field(default=None, sa_type=String(255))
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Instrument(SQLModel, table=True):
+    __tablename__ = "instrument"
+
+    id: int | None = Field(default=None, primary_key=True)
+    asset_tag: str = Field(sa_type=String(32), unique=True)
+    instrument_type: str = Field(sa_type=String(40), index=True)
+    name: str = Field(sa_type=String(200))
+    calibration_due: datetime = Field(sa_type=UTCDateTime)
+    active: bool = True
+
+
+class ReagentLot(SQLModel, table=True):
+    __tablename__ = "reagent_lot"
+    __table_args__ = (UniqueConstraint("reagent_type", "lot_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    reagent_type: str = Field(sa_type=String(40), index=True)
+    lot_number: str = Field(sa_type=String(64))
+    supplier: str = Field(sa_type=String(200))
+    expires_at: datetime = Field(sa_type=UTCDateTime)

@@ -1,0 +1,1 @@
+"""SOPs as versioned data: typed parameters, inputs, outputs, instruments and reagents."""

@@ -1,0 +1,1 @@
+"""Recorded process steps: what was done, to which material, with what, by whom."""

@@ -1,0 +1,348 @@
+"""Unit-checked quantities: one pint registry, lab units, and a pydantic Quantity type.
+
+Every quantity the LIMS stores or validates goes through :func:`parse_quantity`. A quantity
+keeps the value and unit as entered (what the technician typed, for the record) and a
+canonical Decimal magnitude in the canonical unit of its kind (mL, mg, cells, ...), which
+is what conservation arithmetic uses. Decimal, never float: ten 0.1 mL aliquots of 1 mL
+leave exactly 0 mL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any
+
+import pint
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+from lims.errors import InvalidInput
+
+# Built once, at import: building a registry takes ~100 ms and every parse needs it.
+ureg: pint.UnitRegistry = pint.UnitRegistry(non_int_type=Decimal)
+# Countable things get their own base dimensions so that "3 vials" can never be taken for
+# "3 cells" or for a dimensionless number.
+ureg.define("cell = [cell_count] = cells")
+ureg.define("vial = [vial_count] = vials")
+# Endotoxin units (USP <85>); pharmacopoeial IU are numerically equal, so IU aliases EU.
+ureg.define("EU = [endotoxin] = endotoxin_unit = IU")
+ureg.define("CFU = [colony_forming_unit] = cfu")
+# Relative centrifugal force is a multiple of standard gravity: "1200 x g".
+ureg.define("xg = standard_gravity = x_g")
+ureg.define("mTorr = 1e-3 * torr = millitorr")
+Q_ = ureg.Quantity
+
+# Canonical magnitudes are stored with this many decimal places (Numeric(38, 12) on
+# PostgreSQL); 1e-12 mL is far below anything a pipette can move.
+CANONICAL_PLACES = 12
+_QUANTUM = Decimal(1).scaleb(-CANONICAL_PLACES)
+# Anything at or above this is a typing error, not a lab quantity (it also keeps every
+# canonical value inside Numeric(38, 12)).
+MAX_MAGNITUDE = Decimal("1e24")
+
+
+class QuantityKind(StrEnum):
+    """What a quantity measures; each kind has one canonical unit."""
+
+    VOLUME = "volume"
+    MASS = "mass"
+    CELLS = "cells"
+    VIALS = "vials"
+    DURATION = "duration"
+    TEMPERATURE = "temperature"
+    PRESSURE = "pressure"
+    RCF = "rcf"
+    FRACTION = "fraction"
+    LENGTH = "length"
+    AREA = "area"
+    CELL_DENSITY = "cell_density"
+    CELL_CONCENTRATION = "cell_concentration"
+    MASS_CONCENTRATION = "mass_concentration"
+    ENDOTOXIN_CONCENTRATION = "endotoxin_concentration"
+    COUNT = "count"
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    canonical_unit: str
+    noun: str
+    allow_negative: bool = False
+    whole: bool = False
+
+    @property
+    def dimensionality(self) -> Any:
+        return ureg.parse_units(self.canonical_unit).dimensionality
+
+
+KINDS: dict[QuantityKind, KindInfo] = {
+    QuantityKind.VOLUME: KindInfo("mL", "a volume"),
+    QuantityKind.MASS: KindInfo("mg", "a mass"),
+    QuantityKind.CELLS: KindInfo("cell", "a cell count", whole=True),
+    QuantityKind.VIALS: KindInfo("vial", "a number of vials", whole=True),
+    QuantityKind.DURATION: KindInfo("min", "a duration"),
+    QuantityKind.TEMPERATURE: KindInfo("degC", "a temperature", allow_negative=True),
+    QuantityKind.PRESSURE: KindInfo("mTorr", "a pressure"),
+    QuantityKind.RCF: KindInfo("xg", "a relative centrifugal force (x g)"),
+    QuantityKind.FRACTION: KindInfo("percent", "a percentage"),
+    QuantityKind.LENGTH: KindInfo("um", "a length"),
+    QuantityKind.AREA: KindInfo("cm**2", "an area"),
+    QuantityKind.CELL_DENSITY: KindInfo("cell/cm**2", "a seeding density (cells per area)"),
+    QuantityKind.CELL_CONCENTRATION: KindInfo("cell/mL", "a cell concentration"),
+    QuantityKind.MASS_CONCENTRATION: KindInfo("ug/mL", "a mass concentration"),
+    QuantityKind.ENDOTOXIN_CONCENTRATION: KindInfo("EU/mL", "an endotoxin concentration"),
+    QuantityKind.COUNT: KindInfo("dimensionless", "a plain number"),
+}
+
+_NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(.*?)\s*$")
+# Spellings people type at a bench, rewritten to what pint parses.
+_UNIT_REWRITES = [
+    (re.compile(r"^[x×]\s*g$", re.IGNORECASE), "xg"),
+    (re.compile(r"[µμ]"), "u"),
+    (re.compile(r"°\s*C|℃"), "degC"),
+    (re.compile(r"°\s*F|℉"), "degF"),
+    (re.compile(r"%"), "percent"),
+    (re.compile(r"\^"), "**"),
+]
+
+
+def _normalise_unit(unit: str) -> str:
+    text = unit.strip()
+    for pattern, replacement in _UNIT_REWRITES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _to_decimal(raw: Any, *, field: str | None) -> Decimal:
+    if isinstance(raw, bool):
+        raise InvalidInput(f"expected a number, got {raw!r}", field=field)
+    if isinstance(raw, Decimal):
+        value = raw
+    elif isinstance(raw, int):
+        value = Decimal(raw)
+    elif isinstance(raw, float):
+        # str() first: Decimal(0.1) would carry the binary float's noise into the record.
+        value = Decimal(str(raw))
+    elif isinstance(raw, str):
+        try:
+            value = Decimal(raw.strip())
+        except InvalidOperation:
+            raise InvalidInput(f"expected a number, got {raw!r}", field=field) from None
+    else:
+        raise InvalidInput(f"expected a number, got {type(raw).__name__}", field=field)
+    if not value.is_finite():
+        raise InvalidInput(f"expected a finite number, got {raw!r}", field=field)
+    return value
+
+
+def _fmt(value: Decimal) -> str:
+    """Plain notation without exponent or trailing zeros: 1E+3 prints as 1000."""
+    text = format(value.normalize(), "f")
+    return text if text not in ("-0", "") else "0"
+
+
+@dataclass(frozen=True, order=False)
+class Quantity:
+    """A checked quantity: value and unit as entered, plus canonical Decimal magnitude."""
+
+    value: Decimal
+    unit: str
+    kind: QuantityKind
+    canonical: Decimal
+
+    @property
+    def canonical_unit(self) -> str:
+        return KINDS[self.kind].canonical_unit
+
+    def to(self, unit: str) -> Decimal:
+        """Return the magnitude in ``unit`` (Decimal)."""
+        target = _normalise_unit(unit)
+        pq = Q_(self.value, _normalise_unit(self.unit)).to(target)
+        return Decimal(pq.magnitude)
+
+    @classmethod
+    def from_canonical(cls, kind: QuantityKind, canonical: Decimal) -> Quantity:
+        """Build a quantity from a stored canonical magnitude."""
+        unit = KINDS[kind].canonical_unit
+        return cls(value=canonical, unit=unit, kind=kind, canonical=canonical)
+
+    def as_json(self) -> dict[str, str]:
+        """Value and unit as entered, the form the API returns and accepts."""
+        return {"value": _fmt(self.value), "unit": self.unit}
+
+    def __str__(self) -> str:
+        return f"{_fmt(self.value)} {self.unit}".rstrip()
+
+    def canonical_str(self) -> str:
+        return f"{_fmt(self.canonical)} {self.canonical_unit}"
+
+    def _check_same_kind(self, other: Quantity) -> None:
+        if other.kind is not self.kind:
+            raise InvalidInput(f"cannot compare {self.kind} with {other.kind}")
+
+    def __lt__(self, other: Quantity) -> bool:
+        self._check_same_kind(other)
+        return self.canonical < other.canonical
+
+    def __le__(self, other: Quantity) -> bool:
+        self._check_same_kind(other)
+        return self.canonical <= other.canonical
+
+    def __gt__(self, other: Quantity) -> bool:
+        self._check_same_kind(other)
+        return self.canonical > other.canonical
+
+    def __ge__(self, other: Quantity) -> bool:
+        self._check_same_kind(other)
+        return self.canonical >= other.canonical
+
+
+def quantize(value: Decimal) -> Decimal:
+    """Round a canonical magnitude to the stored precision."""
+    return value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def parse_quantity(raw: Any, kind: QuantityKind, *, field: str | None = None) -> Quantity:
+    """Parse ``"3.5 mL"`` or ``{"value": "3.5", "unit": "mL"}`` as a quantity of ``kind``.
+
+    Raises InvalidInput with a message a person can act on: a wrong dimension, an unknown
+    unit, a missing unit, a non-number, NaN or infinity, a negative amount, a fraction of
+    a countable thing, or an absurd size.
+    """
+    info = KINDS[kind]
+    if isinstance(raw, Quantity):
+        value, unit = raw.value, raw.unit
+    elif isinstance(raw, dict):
+        unknown = set(raw) - {"value", "unit"}
+        if unknown or "value" not in raw:
+            raise InvalidInput(
+                'expected {"value": ..., "unit": ...}' + f", got keys {sorted(raw)}",
+                field=field,
+            )
+        value = _to_decimal(raw["value"], field=field)
+        unit = raw.get("unit") or ""
+        if not isinstance(unit, str):
+            raise InvalidInput(f"unit must be text, got {unit!r}", field=field)
+    elif isinstance(raw, str):
+        match = _NUMBER.match(raw)
+        if not match:
+            raise InvalidInput(
+                f"expected a number and a unit such as '3.5 {info.canonical_unit}', got {raw!r}",
+                field=field,
+            )
+        value = _to_decimal(match.group(1), field=field)
+        unit = match.group(2)
+    elif isinstance(raw, int | float | Decimal) and not isinstance(raw, bool):
+        raise InvalidInput(
+            f"a unit is required: write e.g. '{raw} {info.canonical_unit}'", field=field
+        )
+    else:
+        raise InvalidInput(f"expected {info.noun} with a unit, got {raw!r}", field=field)
+
+    unit = unit.strip()
+    if not unit and kind is not QuantityKind.COUNT:
+        raise InvalidInput(
+            f"a unit is required: write e.g. '{_fmt(value)} {info.canonical_unit}'",
+            field=field,
+        )
+    try:
+        units = ureg.parse_units(_normalise_unit(unit)) if unit else ureg.dimensionless
+    except (pint.UndefinedUnitError, pint.DefinitionSyntaxError, AttributeError, TypeError):
+        raise InvalidInput(f"unknown unit {unit!r}", field=field) from None
+    except Exception:  # pint's parser raises assorted errors on garbage such as "mL)("
+        raise InvalidInput(f"cannot read unit {unit!r}", field=field) from None
+    if units.dimensionality != info.dimensionality:
+        raise InvalidInput(f"expected {info.noun}, got {_fmt(value)} {unit}", field=field)
+    if value < 0 and not info.allow_negative:
+        raise InvalidInput(f"must not be negative, got {_fmt(value)} {unit}".rstrip(), field=field)
+    if abs(value) >= MAX_MAGNITUDE:
+        raise InvalidInput(f"{_fmt(value)} {unit} is too large to be real", field=field)
+    try:
+        converted = Decimal(Q_(value, units).to(info.canonical_unit).magnitude)
+    except (pint.DimensionalityError, InvalidOperation) as exc:
+        raise InvalidInput(f"cannot convert {value} {unit}: {exc}", field=field) from None
+    canonical = quantize(converted)
+    if abs(canonical) >= MAX_MAGNITUDE:
+        raise InvalidInput(f"{_fmt(value)} {unit} is too large to be real", field=field)
+    if info.whole and canonical != canonical.to_integral_value():
+        raise InvalidInput(
+            f"{info.noun} is counted in whole {info.canonical_unit}s, got "
+            f"{_fmt(canonical)} {info.canonical_unit}",
+            field=field,
+        )
+    if converted != 0 and canonical == 0:
+        raise InvalidInput(
+            f"{_fmt(value)} {unit} is below the smallest recordable amount "
+            f"({_QUANTUM} {info.canonical_unit})",
+            field=field,
+        )
+    return Quantity(value=value, unit=unit, kind=kind, canonical=canonical)
+
+
+def dimension_of(unit: str) -> QuantityKind:
+    """Return the kind whose dimension ``unit`` has (first match), or raise InvalidInput."""
+    try:
+        dim = ureg.parse_units(_normalise_unit(unit)).dimensionality
+    except Exception:
+        raise InvalidInput(f"unknown unit {unit!r}") from None
+    for kind, info in KINDS.items():
+        if info.dimensionality == dim:
+            return kind
+    raise InvalidInput(f"unit {unit!r} is not one the lab records")
+
+
+@dataclass(frozen=True)
+class QuantityOf:
+    """Pydantic marker: ``Annotated[Quantity, QuantityOf(QuantityKind.VOLUME)]``."""
+
+    kind: QuantityKind
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        kind = self.kind
+
+        def validate(raw: Any) -> Quantity:
+            try:
+                return parse_quantity(raw, kind)
+            except InvalidInput as exc:
+                # Pydantic reports the field location itself; the message says the rest.
+                raise PydanticCustomError("quantity", exc.message) from None
+
+        return core_schema.no_info_plain_validator_function(
+            validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda q: q.as_json()),
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        info = KINDS[self.kind]
+        example = f"3.5 {info.canonical_unit}"
+        return {
+            "description": f"{info.noun.capitalize()}: a number with a unit, "
+            f"e.g. '{example}' or {{'value': '3.5', 'unit': '{info.canonical_unit}'}}",
+            "anyOf": [
+                {"type": "string", "examples": [example]},
+                {
+                    "type": "object",
+                    "properties": {
+                        "value": {"type": "string", "examples": ["3.5"]},
+                        "unit": {"type": "string", "examples": [info.canonical_unit]},
+                    },
+                    "required": ["value", "unit"],
+                    "additionalProperties": False,
+                },
+            ],
+        }
+
+
+Volume = Annotated[Quantity, QuantityOf(QuantityKind.VOLUME)]
+Mass = Annotated[Quantity, QuantityOf(QuantityKind.MASS)]
+CellCount = Annotated[Quantity, QuantityOf(QuantityKind.CELLS)]
+VialCount = Annotated[Quantity, QuantityOf(QuantityKind.VIALS)]
+Duration = Annotated[Quantity, QuantityOf(QuantityKind.DURATION)]
+Temperature = Annotated[Quantity, QuantityOf(QuantityKind.TEMPERATURE)]

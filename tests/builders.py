@@ -1,0 +1,287 @@
+"""Build materials up to a given stage through the real services, for tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from lims.db import utcnow, write_session
+from lims.materials.kinds import MaterialKind, Use
+from lims.materials.models import Material
+from lims.materials.service import get_material, register_material, transition
+from lims.parties.models import User
+from lims.parties.service import get_patient
+from lims.steps.service import (
+    InputBooking,
+    LossBooking,
+    OutputRequest,
+    StepResult,
+    record_step,
+)
+from lims.units import QuantityKind, parse_quantity
+from tests.conftest import World
+
+INTAKE_OK = {
+    "transport_temperature": "6 degC",
+    "temperature_excursion": False,
+    "received_volume": "120 mL",
+    "donor_site": "abdomen",
+    "identity_verified": True,
+    "container_intact": True,
+}
+SVF_OK = {
+    "collagenase_type": "I",
+    "collagenase_concentration": "0.1 %",
+    "digestion_temperature": "37 degC",
+    "digestion_time": "45 min",
+    "centrifugation_rcf": "1200 x g",
+    "centrifugation_time": "10 min",
+    "lysis": "NH4Cl",
+    "filter_mesh": "100 um",
+    "viability": "86 %",
+}
+LYO_OK = {
+    "freezing_shelf_temperature": "-45 degC",
+    "primary_drying_shelf_temperature": "-25 degC",
+    "primary_drying_pressure": "100 mTorr",
+    "secondary_drying_temperature": "40 degC",
+    "secondary_drying_time": "4 h",
+    "residual_moisture": "1.2 %",
+    "cycle_trace_ref": "FD-1",
+}
+
+
+@dataclass
+class Lab:
+    engine: Engine
+    world: World
+    t0: datetime
+
+    @classmethod
+    def start(cls, engine: Engine, world: World) -> Lab:
+        return cls(engine=engine, world=world, t0=utcnow() - timedelta(days=6))
+
+    def at(self, hours: float) -> datetime:
+        return self.t0 + timedelta(hours=hours)
+
+    def user(self, s: Any, user_id: int) -> User:
+        user = s.get(User, user_id)
+        assert user is not None
+        return user
+
+    def step(
+        self, code: str, hours: float, *, actor_id: int | None = None, **kw: Any
+    ) -> StepResult:
+        with write_session(self.engine) as s:
+            actor = self.user(s, actor_id or self.world.tech_id)
+            return record_step(s, sop_code=code, actor=actor, performed_at=self.at(hours), **kw)
+
+    def get(self, material_id: str) -> Material:
+        with write_session(self.engine) as s:
+            return get_material(s, material_id)
+
+    def move(
+        self,
+        material_id: str,
+        state: str,
+        *,
+        actor_id: int | None = None,
+        reason: str | None = None,
+    ) -> Material:
+        with write_session(self.engine) as s:
+            m = get_material(s, material_id)
+            return transition(
+                s,
+                material=m,
+                to_state=state,
+                actor=self.user(s, actor_id or self.world.tech_id),
+                reason=reason,
+            )
+
+    def inst(self, *types: str) -> list[int]:
+        return [self.world.instruments[t] for t in types]
+
+    def reag(self, *types: str) -> list[int]:
+        return [self.world.reagents[t] for t in types]
+
+    # --- stages -----------------------------------------------------------------------
+    def lipoaspirate(
+        self,
+        volume: str = "120 mL",
+        *,
+        coi: str | None = None,
+        collected_hours: float = 0,
+        use: Use = Use.AUTOLOGOUS,
+    ) -> str:
+        with write_session(self.engine) as s:
+            m = register_material(
+                s,
+                kind=MaterialKind.LIPOASPIRATE,
+                patient=get_patient(s, coi_id=coi or self.world.patient_coi),
+                use=use,
+                quantity=parse_quantity(volume, QuantityKind.VOLUME),
+                actor=self.user(s, self.world.tech_id),
+                state="RECEIVED",
+                collected_at=self.at(collected_hours),
+            )
+            return m.material_id
+
+    def accepted_lipoaspirate(self, volume: str = "120 mL", **kw: Any) -> str:
+        mid = self.lipoaspirate(volume, **kw)
+        self.step(
+            "LIPO-INTAKE",
+            4,
+            inputs=[InputBooking(mid)],
+            parameters={**INTAKE_OK, "received_volume": volume},
+        )
+        return mid
+
+    def svf(self, *, viability: str = "86 %", cells: str = "1.9e7 cells") -> str:
+        lipo = self.accepted_lipoaspirate()
+        result = self.step(
+            "SVF-SEP",
+            6,
+            inputs=[InputBooking(lipo, "100 mL")],
+            outputs=[OutputRequest(cells)],
+            instrument_ids=self.inst("centrifuge", "shaking_incubator", "cell_counter"),
+            reagent_lot_ids=self.reag("collagenase"),
+            parameters={**SVF_OK, "viability": viability},
+        )
+        return result.outputs[0].material_id
+
+    def culture(self) -> str:
+        svf = self.svf()
+        result = self.step(
+            "ADSC-SEED",
+            8,
+            inputs=[InputBooking(svf, "7e5 cells")],
+            outputs=[OutputRequest("7e5 cells")],
+            instrument_ids=self.inst("biosafety_cabinet", "co2_incubator"),
+            reagent_lot_ids=self.reag("culture_medium"),
+            parameters={"culture_area": "350 cm^2", "medium": "DMEM/F12 + hPL"},
+        )
+        return result.outputs[0].material_id
+
+    def count(self, culture: str, hours: float, cells: str) -> StepResult:
+        return self.step(
+            "CULTURE-COUNT",
+            hours,
+            inputs=[InputBooking(culture)],
+            instrument_ids=self.inst("cell_counter"),
+            parameters={"cell_count": cells, "viability": "92 %", "confluence": "85 %"},
+        )
+
+    def passage(
+        self,
+        culture: str,
+        hours: float,
+        harvested: str,
+        outputs: list[str],
+        loss: str | None = None,
+        area: str = "700 cm^2",
+    ) -> StepResult:
+        losses = [LossBooking(culture, loss, "count sample")] if loss else []
+        return self.step(
+            "ADSC-PASSAGE",
+            hours,
+            inputs=[InputBooking(culture, harvested)],
+            outputs=[OutputRequest(q) for q in outputs],
+            losses=losses,
+            instrument_ids=self.inst("biosafety_cabinet", "cell_counter"),
+            reagent_lot_ids=self.reag("culture_medium"),
+            parameters={
+                "harvested_cells": harvested,
+                "confluence": "85 %",
+                "viability": "92 %",
+                "culture_area": area,
+            },
+        )
+
+    def cm_batch(self, volume: str = "60 mL", *, culture: str | None = None) -> str:
+        culture = culture or self.culture()
+        self.count(culture, 50, "2.8e6 cells")
+        self.step(
+            "HYPOXIA-START",
+            51,
+            inputs=[InputBooking(culture)],
+            instrument_ids=self.inst("trigas_incubator"),
+            reagent_lot_ids=self.reag("culture_medium"),
+            parameters={"o2_setpoint": "2 %", "medium": "serum-free"},
+        )
+        result = self.step(
+            "CM-HARVEST",
+            99,
+            inputs=[InputBooking(culture)],
+            outputs=[OutputRequest(volume)],
+            instrument_ids=self.inst("trigas_incubator"),
+            parameters={"o2_mean": "2 %", "o2_log_ref": "LOG-1"},
+        )
+        cm = result.outputs[0].material_id
+        self.step(
+            "CM-CLARIFY",
+            100,
+            inputs=[InputBooking(cm)],
+            losses=[LossBooking(cm, "1 mL", "filter hold-up")],
+            instrument_ids=self.inst("centrifuge"),
+            reagent_lot_ids=self.reag("sterile_filter"),
+            parameters={
+                "clarification_rcf": "13000 x g",
+                "clarification_time": "10 min",
+                "clarification_temperature": "4 degC",
+                "filter_pore": "0.22 um",
+                "hold": "fresh",
+            },
+        )
+        return cm
+
+    def lot(self, *, released: bool = True) -> str:
+        cm = self.cm_batch("61 mL")  # 60 mL after clarification
+        result = self.step(
+            "AAPE-FILL",
+            101,
+            inputs=[InputBooking(cm, "60 mL")],
+            outputs=[OutputRequest("15 vials")],
+            instrument_ids=self.inst("biosafety_cabinet"),
+            parameters={"fill_volume": "4 mL", "cryoprotectant": "trehalose"},
+        )
+        lot = result.outputs[0].material_id
+        self.step(
+            "AAPE-LYO",
+            120,
+            inputs=[InputBooking(lot)],
+            instrument_ids=self.inst("freeze_dryer", "karl_fischer_titrator"),
+            parameters=LYO_OK,
+        )
+        if released:
+            self.move(lot, "QC_TESTING")
+            self.move(lot, "RELEASED", actor_id=self.world.qa_id)
+        return lot
+
+    def allocate(
+        self,
+        lot: str,
+        coi: str,
+        *,
+        vials: str = "1 vial",
+        identifiers: tuple[str, str] | None = None,
+    ) -> StepResult:
+        if identifiers is None:
+            with write_session(self.engine) as s:
+                patient = get_patient(s, coi_id=coi)
+                identifiers = (patient.identifier_1, patient.identifier_2)
+        ids = identifiers
+        return self.step(
+            "DOSE-ALLOCATE",
+            130,
+            inputs=[InputBooking(lot, vials)],
+            outputs=[OutputRequest(vials)],
+            parameters={
+                "recipient_coi": coi,
+                "recipient_identifier_1": ids[0],
+                "recipient_identifier_2": ids[1],
+                "session_number": 1,
+            },
+        )

@@ -1,0 +1,66 @@
+"""The demo builds a full lineage; the CLI does it from a fresh database file."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from lims.db import write_session
+from lims.demo import database_is_empty, run_demo
+from lims.materials.service import descendants, get_material
+from lims.settings import Settings
+from lims.steps.conservation import verify_conservation
+
+
+def test_demo_builds_lipoaspirate_to_doses(engine: Engine) -> None:
+    assert database_is_empty(engine)
+    result = run_demo(engine)
+    assert not database_is_empty(engine)
+    assert "cannot be allocated to" in result.refusal
+    with write_session(engine) as s:
+        down = descendants(s, material=get_material(s, result.donation))
+        kinds = {r.kind for r in down}
+        assert kinds == {"svf", "nanofat", "adsc_culture", "cm_batch", "aape_lot", "dose"}
+        assert set(result.doses) <= {r.material_id for r in down}
+        lot = get_material(s, result.lot)
+        assert (lot.state, lot.remaining_canonical) == ("RELEASED", 25)
+        report = verify_conservation(s)
+        assert report.ok, report.problems
+    # A second run on the same database adds a second donation without clashing.
+    again = run_demo(engine)
+    assert again.donation != result.donation
+
+
+def test_cli_upgrade_and_demo_on_a_fresh_file(tmp_path: Path) -> None:
+    env = {**os.environ, "LIMS_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    lims = [sys.executable, "-m", "lims.cli"]
+    up = subprocess.run(
+        [*lims, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert up.returncode == 0, up.stderr
+    assert "revision 0001" in up.stdout
+    demo = subprocess.run([*lims, "demo"], env=env, capture_output=True, text=True, timeout=120)
+    assert demo.returncode == 0, demo.stderr
+    assert "lipoaspirate CONSUMED" in demo.stdout
+    assert "dose ALLOCATED" in demo.stdout
+    assert "conservation holds" in demo.stdout
+    skip = subprocess.run(
+        [*lims, "demo", "--if-empty"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "demo data not loaded" in skip.stdout
+
+
+def test_settings_refuse_unsafe_production_defaults() -> None:
+    with pytest.raises(ValueError, match="LIMS_SECRET_KEY"):
+        Settings(environment="production", database_url="postgresql+psycopg://x/y")
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        Settings(environment="production", secret_key="s" * 40)
+    with pytest.raises(ValueError, match="ISBT 128 FIN"):
+        Settings(facility_code="x1")
+    ok = Settings(
+        environment="production", secret_key="s" * 40, database_url="postgresql+psycopg://x/y"
+    )
+    assert ok.environment == "production"

@@ -1,0 +1,178 @@
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
+
+from lims.errors import InvalidInput
+from lims.units import (
+    CellCount,
+    Quantity,
+    QuantityKind,
+    Temperature,
+    Volume,
+    dimension_of,
+    parse_quantity,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "canonical"),
+    [
+        ("3.5 mL", QuantityKind.VOLUME, Decimal("3.5")),
+        ({"value": "3.5", "unit": "mL"}, QuantityKind.VOLUME, Decimal("3.5")),
+        ({"value": 3.5, "unit": "mL"}, QuantityKind.VOLUME, Decimal("3.5")),
+        ("250 µL", QuantityKind.VOLUME, Decimal("0.25")),
+        ("250 uL", QuantityKind.VOLUME, Decimal("0.25")),
+        ("0.1 L", QuantityKind.VOLUME, Decimal("100")),
+        ("2 g", QuantityKind.MASS, Decimal("2000")),
+        ("1.9e7 cells", QuantityKind.CELLS, Decimal("19000000")),
+        ("28 vials", QuantityKind.VIALS, Decimal("28")),
+        ("1 vial", QuantityKind.VIALS, Decimal("1")),
+        ("1200 x g", QuantityKind.RCF, Decimal("1200")),
+        ("1200 ×g", QuantityKind.RCF, Decimal("1200")),
+        ("2 %", QuantityKind.FRACTION, Decimal("2")),
+        ("37 °C", QuantityKind.TEMPERATURE, Decimal("37")),
+        ("-80 degC", QuantityKind.TEMPERATURE, Decimal("-80")),
+        ("98.6 degF", QuantityKind.TEMPERATURE, Decimal("37")),
+        ("1.5 h", QuantityKind.DURATION, Decimal("90")),
+        ("100 mTorr", QuantityKind.PRESSURE, Decimal("100")),
+        ("0.5 EU/mL", QuantityKind.ENDOTOXIN_CONCENTRATION, Decimal("0.5")),
+        ("2000 cells/cm^2", QuantityKind.CELL_DENSITY, Decimal("2000")),
+        ("0.22 um", QuantityKind.LENGTH, Decimal("0.22")),
+    ],
+)
+def test_parses_lab_quantities_to_canonical(
+    raw: object, kind: QuantityKind, canonical: Decimal
+) -> None:
+    q = parse_quantity(raw, kind)
+    assert q.canonical == canonical
+    assert q.kind is kind
+
+
+def test_keeps_value_and_unit_as_entered() -> None:
+    q = parse_quantity("250 µL", QuantityKind.VOLUME)
+    assert (q.value, q.unit, q.canonical_str()) == (Decimal("250"), "µL", "0.25 mL")
+    assert str(q) == "250 µL"
+    assert q.as_json() == {"value": "250", "unit": "µL"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "message"),
+    [
+        ("3 kg", QuantityKind.VOLUME, "expected a volume, got 3 kg"),
+        ("3 vials", QuantityKind.CELLS, "expected a cell count, got 3 vials"),
+        ("3 cells", QuantityKind.VIALS, "expected a number of vials, got 3 cells"),
+        ("45 mL", QuantityKind.DURATION, "expected a duration, got 45 mL"),
+        ("3", QuantityKind.VOLUME, "a unit is required"),
+        (3, QuantityKind.VOLUME, "a unit is required"),
+        ("three mL", QuantityKind.VOLUME, "expected a number and a unit"),
+        ({"value": "abc", "unit": "mL"}, QuantityKind.VOLUME, "expected a number"),
+        ({"value": "NaN", "unit": "mL"}, QuantityKind.VOLUME, "finite number"),
+        ({"value": "Infinity", "unit": "mL"}, QuantityKind.VOLUME, "finite number"),
+        ({"value": float("nan"), "unit": "mL"}, QuantityKind.VOLUME, "finite number"),
+        ({"value": True, "unit": "mL"}, QuantityKind.VOLUME, "expected a number"),
+        ({"value": "1"}, QuantityKind.VOLUME, "a unit is required"),
+        ({"unit": "mL"}, QuantityKind.VOLUME, "expected {"),
+        ({"value": "1", "unit": "mL", "x": 1}, QuantityKind.VOLUME, "expected {"),
+        ("-1 mL", QuantityKind.VOLUME, "must not be negative, got -1 mL"),
+        ("3 mLs", QuantityKind.VOLUME, "unknown unit 'mLs'"),
+        ("3 mL)(", QuantityKind.VOLUME, "unit"),
+        ("1.5 vials", QuantityKind.VIALS, "whole"),
+        ("0.5 cells", QuantityKind.CELLS, "whole"),
+        ("1e30 mL", QuantityKind.VOLUME, "too large"),
+        ("1e-20 mL", QuantityKind.VOLUME, "smallest recordable"),
+        (None, QuantityKind.VOLUME, "with a unit"),
+        ([1, "mL"], QuantityKind.VOLUME, "with a unit"),
+    ],
+)
+def test_refuses_bad_quantities_with_a_clear_message(
+    raw: object, kind: QuantityKind, message: str
+) -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_quantity(raw, kind, field="volume")
+    assert message in err.value.message
+    assert err.value.field == "volume"
+
+
+def test_negative_temperature_is_allowed_but_not_negative_volume() -> None:
+    assert parse_quantity("-196 degC", QuantityKind.TEMPERATURE).canonical == Decimal("-196")
+    with pytest.raises(InvalidInput):
+        parse_quantity("-0.001 mL", QuantityKind.VOLUME)
+
+
+def test_ten_aliquots_of_a_tenth_leave_exactly_zero() -> None:
+    whole = parse_quantity("1 mL", QuantityKind.VOLUME).canonical
+    tenth = parse_quantity("0.1 mL", QuantityKind.VOLUME).canonical
+    left = whole
+    for _ in range(10):
+        left -= tenth
+    assert left == 0
+    # The same with floats does not hold, which is why quantities are never floats.
+    assert sum([0.1] * 10) != 1.0
+
+
+def test_conversion_is_exact_for_awkward_units() -> None:
+    q = parse_quantity("1 fluid_ounce", QuantityKind.VOLUME)
+    assert q.canonical == Decimal("29.573529562500")
+    assert q.to("L") == Decimal("0.0295735295625")
+
+
+def test_comparison_is_by_canonical_value_and_kind_checked() -> None:
+    assert parse_quantity("1 L", QuantityKind.VOLUME) > parse_quantity(
+        "999 mL", QuantityKind.VOLUME
+    )
+    with pytest.raises(InvalidInput):
+        _ = parse_quantity("1 L", QuantityKind.VOLUME) < parse_quantity("1 g", QuantityKind.MASS)
+
+
+def test_dimension_of_units() -> None:
+    assert dimension_of("µL") is QuantityKind.VOLUME
+    assert dimension_of("vials") is QuantityKind.VIALS
+    with pytest.raises(InvalidInput):
+        dimension_of("furlongs/fortnight")
+
+
+class Form(BaseModel):
+    volume: Volume
+    cells: CellCount
+    temperature: Temperature
+
+
+def test_pydantic_field_accepts_both_forms_and_serialises_as_entered() -> None:
+    form = Form.model_validate(
+        {"volume": {"value": "3.5", "unit": "mL"}, "cells": "2e6 cells", "temperature": "4 degC"}
+    )
+    assert isinstance(form.volume, Quantity)
+    assert form.volume.canonical == Decimal("3.5")
+    assert form.model_dump(mode="json")["volume"] == {"value": "3.5", "unit": "mL"}
+    assert form.model_dump(mode="json")["cells"] == {"value": "2000000", "unit": "cells"}
+
+
+def test_pydantic_field_reports_the_domain_message_on_the_field() -> None:
+    with pytest.raises(ValidationError) as err:
+        Form.model_validate({"volume": "3 kg", "cells": "2e6 cells", "temperature": "4 degC"})
+    (error,) = err.value.errors()
+    assert error["loc"] == ("volume",)
+    assert error["msg"] == "expected a volume, got 3 kg"
+
+
+def test_pydantic_json_schema_documents_both_forms() -> None:
+    schema = Form.model_json_schema()["properties"]["volume"]
+    assert "anyOf" in schema
+    assert "a volume" in schema["description"].lower()
+
+
+@given(st.decimals(min_value=0, max_value=Decimal("1e9"), places=6, allow_nan=False))
+def test_round_trip_through_text_is_exact(value: Decimal) -> None:
+    q = parse_quantity(f"{value} mL", QuantityKind.VOLUME)
+    assert q.canonical == value
+    again = parse_quantity(q.as_json(), QuantityKind.VOLUME)
+    assert again.canonical == q.canonical
+
+
+@given(st.decimals(min_value=0, max_value=Decimal("1e6"), places=3, allow_nan=False))
+def test_litres_and_millilitres_agree(value: Decimal) -> None:
+    litres = parse_quantity(f"{value} L", QuantityKind.VOLUME)
+    assert litres.canonical == value * 1000
