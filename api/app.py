@@ -12,7 +12,13 @@ from lims.db import make_engine, read_session
 from lims.errors import LimsError
 from lims.identity.codes import format_material_id
 from lims.materials.models import Material
-from lims.materials.service import ancestors, descendants, get_material, remaining
+from lims.materials.service import (
+    LineageRow,
+    ancestors,
+    descendants,
+    get_material,
+    remaining,
+)
 
 
 def create_app() -> FastAPI:
@@ -51,7 +57,7 @@ def create_app() -> FastAPI:
             up = ancestors(s, material=m)
             down = descendants(s, material=m)
 
-        def table(rows: list) -> str:  # type: ignore[type-arg]
+        def table(rows: list[LineageRow]) -> str:
             return (
                 "<table>"
                 + "".join(

@@ -103,8 +103,15 @@ def print_lineage(engine, material_id: str) -> None:
 
         tree = Tree(label(root))
 
+        shown: set[int] = set()
+
         def grow(node: Tree, mid: int) -> None:
             for child in sorted(children.get(mid, [])):
+                if child in shown:  # pooled material: drawn once, referred to after
+                    m = by_id[child]
+                    node.add(f"{format_material_id(m.material_id)} (pooled, shown above)")
+                    continue
+                shown.add(child)
                 grow(node.add(label(by_id[child])), child)
 
         grow(tree, root.id)  # type: ignore[arg-type]

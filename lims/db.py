@@ -117,12 +117,14 @@ def write_session(engine: Engine, *, retries: int = 5) -> Iterator[Session]:
 
 @contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
-    """Open a session for reading; nothing it does is committed."""
+    """Open a session for reading; nothing it does is committed.
+
+    Closing (not rolling back) keeps what was loaded readable after the block.
+    """
     session = Session(engine, expire_on_commit=False)
     try:
         yield session
     finally:
-        session.rollback()
         session.close()
 
 

@@ -1,0 +1,58 @@
+"""Storage positions hold one material; the served app shows materials and lineage."""
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from lims.db import write_session
+from lims.errors import RuleViolation
+from lims.materials.models import StorageLocation
+from lims.materials.service import get_material, move_material
+from lims.parties.models import User
+from tests.builders import Lab
+from tests.conftest import World
+
+
+def test_one_material_per_position_and_positions_freed_at_end(engine: Engine, world: World) -> None:
+    lab = Lab.start(engine, world)
+    first, second = lab.lipoaspirate(), lab.lipoaspirate()
+    with write_session(engine) as s:
+        box = StorageLocation(site="Lab 1", freezer="ULT-80-A", rack="R1", box="B1", position="A1")
+        s.add(box)
+        s.flush()
+        tech = s.get(User, world.tech_id)
+        assert tech is not None
+        move_material(s, material=get_material(s, first), location=box, actor=tech)
+        with pytest.raises(RuleViolation, match="Lab 1/ULT-80-A/R1/B1/A1 already holds"):
+            move_material(s, material=get_material(s, second), location=box, actor=tech)
+        box_id = box.id
+    lab.move(first, "REJECTED", reason="container leaked")
+    lab.move(first, "DESTROYED", reason="witnessed by QA")
+    assert lab.get(first).location_id is None  # a destroyed material frees its position
+    with write_session(engine) as s:
+        tech = s.get(User, world.tech_id)
+        freed = s.get(StorageLocation, box_id)
+        assert tech is not None and freed is not None
+        moved = move_material(s, material=get_material(s, second), location=freed, actor=tech)
+        assert moved.location_id == box_id
+
+
+def test_read_only_app_lists_materials_and_lineage(
+    engine: Engine, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.app
+
+    lab = Lab.start(engine, world)
+    svf = lab.svf()
+    monkeypatch.setattr(api.app, "make_engine", lambda: engine)
+    client = TestClient(api.app.create_app())
+    assert client.get("/health").json() == {"status": "ok", "database_revision": "0001"}
+    index = client.get("/")
+    assert index.status_code == 200 and "2 materials" in index.text
+    page = client.get(f"/materials/{svf}")
+    assert page.status_code == 200
+    assert "lipoaspirate" in page.text and "QC_PASSED" in page.text
+    assert client.get(f"/materials/{svf[:-1]}Q").status_code in (404, 422)
+    from lims.identity.codes import make_material_id
+
+    assert client.get(f"/materials/{make_material_id('X0001', 26, 999)}").status_code == 404
