@@ -17,6 +17,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+custody_app = typer.Typer(help="The custody and audit ledger.", no_args_is_help=True)
+app.add_typer(custody_app, name="custody")
 console = Console()
 
 
@@ -125,6 +127,44 @@ def print_lineage(engine, material_id: str) -> None:
         )
         for problem in report.problems:
             console.print(f"  [red]{problem}[/red]")
+
+
+@custody_app.command("verify")
+def custody_verify() -> None:
+    """Recompute the hash chain; exit 1 and name the first broken event if it is broken."""
+    from lims.custody.ledger import verify_chain
+
+    started = time.perf_counter()
+    with read_session(_engine()) as session:
+        result = verify_chain(session)
+    elapsed = time.perf_counter() - started
+    console.print(f"custody verify: {result.summary()} in {elapsed:.3f} s", highlight=False)
+    if not result.ok:
+        raise typer.Exit(code=1)
+
+
+@custody_app.command("export")
+def custody_export(
+    since: str = typer.Option(None, help="ISO 8601 time; events from then on (UTC if no zone)"),
+) -> None:
+    """Write the ledger as JSON Lines to standard output (verify with python -m
+    lims.custody.verify FILE)."""
+    import sys
+    from datetime import UTC, datetime
+
+    from lims.custody.ledger import export_jsonl
+
+    start = None
+    if since:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError:
+            console.print(f"--since {since!r} is not an ISO 8601 time", style="red")
+            raise typer.Exit(code=2) from None
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    with read_session(_engine()) as session:
+        for line in export_jsonl(session, since=start):
+            sys.stdout.write(line + "\n")
 
 
 @app.command()

@@ -18,7 +18,7 @@ from lims.db import utcnow, write_session
 from lims.errors import LimsError
 from lims.materials.kinds import MaterialKind, Use
 from lims.materials.models import Material, StorageLocation
-from lims.materials.service import register_material, transition
+from lims.materials.service import add_storage_location, register_material, transition
 from lims.parties.models import Clinic, DonorType, Patient, Role, User
 from lims.parties.service import (
     add_instrument,
@@ -104,15 +104,16 @@ def run_demo(engine: Engine) -> DemoResult:
             ).id
             for kind in ["collagenase", "culture_medium", "sterile_filter"]
         }
-        freezer = StorageLocation(
+        freezer = add_storage_location(
+            s,
             site="Lab 1",
             freezer="ULT-80-A",
             rack="R1",
             box=f"B{run}",
             position="A1",
-            temperature_c=parse_quantity("-80 degC", QuantityKind.TEMPERATURE).canonical,
+            actor=tech,
+            temperature=parse_quantity("-80 degC", QuantityKind.TEMPERATURE),
         )
-        s.add(freezer)
         lipo = register_material(
             s,
             kind=MaterialKind.LIPOASPIRATE,

@@ -24,6 +24,15 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         conn.commit()
 
 
+def head_revision() -> str:
+    """The newest revision in the chain (what ``upgrade`` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

@@ -63,6 +63,8 @@ class Material(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     container: str | None = Field(default=None, sa_type=String(64))
     location_id: int | None = Field(default=None, foreign_key="storage_location.id", unique=True)
+    # Who holds it now: "lab:<facility>", "courier:<name/waybill>", "clinic:<code>".
+    custodian: str | None = Field(default=None, sa_type=String(120))
     passage: int | None = None
     doublings_at_seeding: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     population_doublings: Decimal | None = Field(default=None, sa_type=ExactDecimal)

@@ -9,6 +9,7 @@ from sqlalchemy import func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
+from lims.custody import ledger
 from lims.db import is_write_session, utcnow
 from lims.errors import IllegalTransition, InvalidInput, NotFound, RuleViolation
 from lims.identity.codes import format_material_id, make_material_id, parse_material_id
@@ -135,12 +136,23 @@ def register_material(
         collected_at=collected_at,
         expires_at=expires_at,
         container=container,
+        custodian=lab_custodian(),
         created_by_id=actor.id,  # type: ignore[arg-type]
         created_at=now,
         updated_at=now,
     )
     session.add(material)
     session.flush()
+    ledger.append(
+        session,
+        actor=actor,
+        action="material.registered",
+        entity="material",
+        entity_id=material.material_id,
+        materials=[material.material_id],
+        to=material.custodian,
+        new=describe(material, patient=patient),
+    )
     if location is not None:
         move_material(session, material=material, location=location, actor=actor)
     return material
@@ -188,6 +200,17 @@ def transition(
         raise IllegalTransition(
             f"{_describe(material)} cannot go to {to_state}: " + "; ".join(problems)
         )
+    ledger.append(
+        session,
+        actor=actor,
+        action="material.state_changed",
+        entity="material",
+        entity_id=material.material_id,
+        materials=[material.material_id],
+        old={"state": current},
+        new={"state": to_state},
+        reason=reason,
+    )
     if to_state == ON_HOLD:
         material.held_from_state = current
     elif current == ON_HOLD:
@@ -252,11 +275,137 @@ def move_material(
     ).scalar_one_or_none()
     if occupant is not None and occupant.id != material.id:
         raise RuleViolation(f"{location.label()} already holds {_describe(occupant)}")
+    previous = session.get(StorageLocation, material.location_id) if material.location_id else None
+    if location.id is None:
+        session.flush()
     material.location_id = location.id
     material.updated_at = utcnow()
     session.add(material)
     session.flush()
+    ledger.append(
+        session,
+        actor=actor,
+        action="material.moved",
+        entity="material",
+        entity_id=material.material_id,
+        materials=[material.material_id],
+        from_=previous.label() if previous else None,
+        to=location.label(),
+    )
     return material
+
+
+CUSTODIAN_KINDS = ("lab", "courier", "clinic")
+
+
+def lab_custodian() -> str:
+    return f"lab:{get_settings().facility_code}"
+
+
+def hand_over(
+    session: Session,
+    *,
+    material: Material,
+    to_custodian: str,
+    actor: User,
+    reason: str | None = None,
+) -> Material:
+    """Record that ``material`` passed to another person or site (courier, clinic, lab)."""
+    kind, _, name = (to_custodian or "").partition(":")
+    if kind not in CUSTODIAN_KINDS or not name.strip() or len(to_custodian) > 120:
+        raise InvalidInput(
+            "a custodian is 'lab:<site>', 'courier:<company and waybill>' or 'clinic:<code>'",
+            field="to_custodian",
+        )
+    if material.state in machine_for(material.kind).terminal:
+        raise RuleViolation(f"{_describe(material)} is {material.state}; it cannot be handed on")
+    if material.custodian == to_custodian:
+        raise RuleViolation(f"{_describe(material)} is already with {to_custodian}")
+    previous = material.custodian
+    material.custodian = to_custodian
+    material.updated_at = utcnow()
+    session.add(material)
+    session.flush()
+    ledger.append(
+        session,
+        actor=actor,
+        action="custody.handed_over",
+        entity="material",
+        entity_id=material.material_id,
+        materials=[material.material_id],
+        from_=previous,
+        to=to_custodian,
+        reason=reason,
+    )
+    return material
+
+
+def add_storage_location(
+    session: Session,
+    *,
+    site: str,
+    freezer: str,
+    rack: str,
+    box: str,
+    position: str,
+    actor: User,
+    temperature: Quantity | None = None,
+) -> StorageLocation:
+    """Register a storage position (one material fits in it)."""
+    parts = {"site": site, "freezer": freezer, "rack": rack, "box": box, "position": position}
+    for name, value in parts.items():
+        if not isinstance(value, str) or not value.strip() or "/" in value:
+            raise InvalidInput(f"{name} is required and may not contain '/'", field=name)
+    location = StorageLocation(
+        site=site.strip(),
+        freezer=freezer.strip(),
+        rack=rack.strip(),
+        box=box.strip(),
+        position=position.strip(),
+        temperature_c=temperature.canonical if temperature is not None else None,
+    )
+    exists = session.execute(
+        select(StorageLocation).where(
+            col(StorageLocation.site) == location.site,
+            col(StorageLocation.freezer) == location.freezer,
+            col(StorageLocation.rack) == location.rack,
+            col(StorageLocation.box) == location.box,
+            col(StorageLocation.position) == location.position,
+        )
+    ).scalar_one_or_none()
+    if exists is not None:
+        raise RuleViolation(f"storage position {exists.label()} already exists")
+    session.add(location)
+    session.flush()
+    ledger.append(
+        session,
+        actor=actor,
+        action="storage.position_added",
+        entity="storage_location",
+        entity_id=location.id or 0,
+        new={**parts, "temperature": temperature},
+    )
+    return location
+
+
+def describe(material: Material, *, patient: Patient | None = None) -> dict[str, object]:
+    """The fields of a material as a ledger event records them."""
+    return {
+        "kind": material.kind,
+        "state": material.state,
+        "quantity": {"value": material.entered_value, "unit": material.entered_unit},
+        "canonical": material.initial_canonical,
+        "patient_id": material.patient_id,
+        "coi": patient.coi_id if patient else None,
+        "recipient_id": material.recipient_id,
+        "use": material.use,
+        "collected_at": material.collected_at,
+        "expires_at": material.expires_at,
+        "container": material.container,
+        "passage": material.passage,
+        "population_doublings": material.population_doublings,
+        "created_in_step": material.created_in_step_id,
+    }
 
 
 @dataclass(frozen=True)

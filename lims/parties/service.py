@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from lims.custody import ledger
 from lims.errors import InvalidInput, NotFound, RuleViolation
 from lims.identity.codes import new_coi_id, parse_coi_id
 from lims.parties.models import (
@@ -27,7 +28,7 @@ def _text(value: str, field: str, *, max_len: int = 64) -> str:
     return value
 
 
-def create_clinic(session: Session, *, code: str, name: str) -> Clinic:
+def create_clinic(session: Session, *, code: str, name: str, actor: User | None = None) -> Clinic:
     """Register a clinic (a tenant: it sees only its own patients and orders)."""
     clinic = Clinic(
         code=_text(code, "code", max_len=16).upper(), name=_text(name, "name", max_len=200)
@@ -36,6 +37,14 @@ def create_clinic(session: Session, *, code: str, name: str) -> Clinic:
         raise RuleViolation(f"clinic {clinic.code} already exists", field="code")
     session.add(clinic)
     session.flush()
+    ledger.append(
+        session,
+        actor=actor,
+        action="clinic.created",
+        entity="clinic",
+        entity_id=clinic.code,
+        new={"code": clinic.code, "name": clinic.name},
+    )
     return clinic
 
 
@@ -46,6 +55,7 @@ def register_patient(
     identifier_1: str,
     identifier_2: str,
     donor_type: DonorType = DonorType.AUTOLOGOUS_PATIENT,
+    actor: User | None = None,
 ) -> Patient:
     """Register a patient or donor; returns it with a new pseudonymous chain-of-identity id."""
     id1 = _text(identifier_1, "identifier_1")
@@ -75,10 +85,29 @@ def register_patient(
         try:
             with session.begin_nested():
                 session.add(patient)
-            return patient
         except IntegrityError:  # a 1-in-10^12 collision of random ids: draw again
             continue
+        # The identifiers themselves stay out of the ledger: it is exported to auditors.
+        ledger.append(
+            session,
+            actor=actor,
+            action="patient.registered",
+            entity="patient",
+            entity_id=patient.coi_id,
+            new={
+                "clinic": clinic.code,
+                "donor_type": donor_type,
+                "identifiers_sha256": _identifiers_digest(id1, id2),
+            },
+        )
+        return patient
     raise RuleViolation("could not allocate a unique chain-of-identity id")
+
+
+def _identifiers_digest(id1: str, id2: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"{id1}\x1f{id2}".encode()).hexdigest()
 
 
 def get_patient(session: Session, *, coi_id: str) -> Patient:
@@ -96,6 +125,7 @@ def create_user(
     printed_name: str,
     role: Role,
     clinic: Clinic | None = None,
+    actor: User | None = None,
 ) -> User:
     """Create a user; a clinic user belongs to exactly one clinic, staff to none."""
     if (role is Role.CLINIC) != (clinic is not None):
@@ -113,6 +143,18 @@ def create_user(
     )
     session.add(user)
     session.flush()
+    ledger.append(
+        session,
+        actor=actor,
+        action="user.created",
+        entity="user",
+        entity_id=user.username,
+        new={
+            "printed_name": user.printed_name,
+            "role": role,
+            "clinic": clinic.code if clinic else None,
+        },
+    )
     return user
 
 
@@ -123,6 +165,7 @@ def add_instrument(
     instrument_type: str,
     name: str,
     calibration_due: datetime,
+    actor: User | None = None,
 ) -> Instrument:
     """Register an instrument with the date its calibration falls due."""
     inst = Instrument(
@@ -133,6 +176,14 @@ def add_instrument(
     )
     session.add(inst)
     session.flush()
+    ledger.append(
+        session,
+        actor=actor,
+        action="instrument.added",
+        entity="instrument",
+        entity_id=inst.asset_tag,
+        new={"type": inst.instrument_type, "name": inst.name, "calibration_due": calibration_due},
+    )
     return inst
 
 
@@ -143,6 +194,7 @@ def add_reagent_lot(
     lot_number: str,
     supplier: str,
     expires_at: datetime,
+    actor: User | None = None,
 ) -> ReagentLot:
     """Register a reagent lot with its expiry."""
     lot = ReagentLot(
@@ -153,4 +205,12 @@ def add_reagent_lot(
     )
     session.add(lot)
     session.flush()
+    ledger.append(
+        session,
+        actor=actor,
+        action="reagent_lot.added",
+        entity="reagent_lot",
+        entity_id=f"{lot.reagent_type}:{lot.lot_number}",
+        new={"supplier": lot.supplier, "expires_at": expires_at},
+    )
     return lot

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, time
 
 from sqlmodel import Session, col, select
 
+from lims.custody import ledger
 from lims.db import utcnow
 from lims.errors import NotFound, RuleViolation
 from lims.sops.catalog import SOPS
@@ -28,6 +29,18 @@ def sync_catalog(session: Session, *, sops: list[SopDefinition] = SOPS) -> list[
             )
             session.add(row)
             added.append(row)
+            ledger.append(
+                session,
+                actor=None,
+                action="sop.loaded",
+                entity="sop_version",
+                entity_id=f"{sop.code} v{sop.version}",
+                new={
+                    "title": sop.title,
+                    "sha256": row.sha256,
+                    "effective_from": row.effective_from,
+                },
+            )
         elif stored.sha256 != sop.digest():
             raise RuleViolation(
                 f"SOP {sop.code} v{sop.version} differs from the version in force; "

@@ -20,12 +20,13 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from lims.custody import ledger
 from lims.db import utcnow
 from lims.errors import InvalidInput, LimsError, RuleViolation, StepRefused
 from lims.identity.codes import format_material_id
 from lims.materials.kinds import KIND_DIMENSIONS, MaterialKind, Use
 from lims.materials.models import LineageEdge, Material
-from lims.materials.service import lock_materials, next_material_id, transition
+from lims.materials.service import describe, lock_materials, next_material_id, transition
 from lims.materials.workflow import machine_for
 from lims.parties.models import Instrument, ReagentLot, Role, User
 from lims.sops.service import definition_of, sop_in_force
@@ -468,6 +469,29 @@ def record_step(
     )
     session.add(step)
     session.flush()
+    ledger.append(
+        session,
+        actor=actor,
+        action="step.recorded",
+        entity="step",
+        entity_id=step.id or 0,
+        materials=[m.material_id for m in materials],
+        new={
+            "sop": sop.code,
+            "sop_version": sop.version,
+            "outcome": outcome,
+            "performed_at": at,
+            "parameters": step.parameters,
+            "warnings": step.warnings,
+            "acceptance_failures": step.acceptance_failures,
+            "notes": notes,
+            "instruments": [i.asset_tag for i in instruments],
+            "reagent_lots": [f"{r.reagent_type}:{r.lot_number}" for r in reagents],
+            "losses": [
+                {"material": m.material_id, "quantity": q, "reason": why} for m, q, why in loss_rows
+            ],
+        },
+    )
     reason = "; ".join(checked.failed_acceptance) or None
     for item in ctx.inputs:
         material = item.material
@@ -480,6 +504,24 @@ def record_step(
             setattr(material, key, value)
         material.remaining_canonical = after
         material.updated_at = now
+        if after != before or item.measured is not None:
+            ledger.append(
+                session,
+                actor=actor,
+                action="quantity.booked",
+                entity="material",
+                entity_id=material.material_id,
+                materials=[material.material_id],
+                old={"remaining": before},
+                new={
+                    "remaining": after,
+                    "taken": taken_canonical,
+                    "measured": item.measured,
+                    "unit": KINDS[QuantityKind(material.quantity_kind)].canonical_unit,
+                    "step": step.id,
+                    "population_doublings": material.population_doublings,
+                },
+            )
         for target in plans[material.id or 0]:
             transition(session, material=material, to_state=target, actor=actor, reason=reason)
         session.add(
@@ -590,6 +632,7 @@ def _create_outputs(
             remaining_canonical=out.quantity.canonical,
             expires_at=min(expiry_candidates) if expiry_candidates else None,
             container=out.request.container or out.spec.container,
+            custodian=source.custodian,
             created_in_step_id=step.id,
             created_by_id=ctx.actor.id,  # type: ignore[arg-type]
             created_at=now,
@@ -598,6 +641,17 @@ def _create_outputs(
         )
         session.add(material)
         session.flush()
+        ledger.append(
+            session,
+            actor=ctx.actor,
+            action="material.created",
+            entity="material",
+            entity_id=material.material_id,
+            materials=[material.material_id, *(p.material_id for p in parents)],
+            from_=", ".join(p.material_id for p in parents),
+            to=material.custodian,
+            new=describe(material),
+        )
         for parent in parents:
             session.add(
                 LineageEdge(

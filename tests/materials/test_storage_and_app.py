@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 from lims.db import write_session
 from lims.errors import RuleViolation
 from lims.materials.models import StorageLocation
-from lims.materials.service import get_material, move_material
+from lims.materials.service import add_storage_location, get_material, move_material
 from lims.parties.models import User
 from tests.builders import Lab
 from tests.conftest import World
@@ -17,11 +17,15 @@ def test_one_material_per_position_and_positions_freed_at_end(engine: Engine, wo
     lab = Lab.start(engine, world)
     first, second = lab.lipoaspirate(), lab.lipoaspirate()
     with write_session(engine) as s:
-        box = StorageLocation(site="Lab 1", freezer="ULT-80-A", rack="R1", box="B1", position="A1")
-        s.add(box)
-        s.flush()
         tech = s.get(User, world.tech_id)
         assert tech is not None
+        box = add_storage_location(
+            s, site="Lab 1", freezer="ULT-80-A", rack="R1", box="B1", position="A1", actor=tech
+        )
+        with pytest.raises(RuleViolation, match="already exists"):
+            add_storage_location(
+                s, site="Lab 1", freezer="ULT-80-A", rack="R1", box="B1", position="A1", actor=tech
+            )
         move_material(s, material=get_material(s, first), location=box, actor=tech)
         with pytest.raises(RuleViolation, match="Lab 1/ULT-80-A/R1/B1/A1 already holds"):
             move_material(s, material=get_material(s, second), location=box, actor=tech)
@@ -41,12 +45,16 @@ def test_read_only_app_lists_materials_and_lineage(
     engine: Engine, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import api.app
+    from lims.migrate import head_revision
 
     lab = Lab.start(engine, world)
     svf = lab.svf()
     monkeypatch.setattr(api.app, "make_engine", lambda: engine)
     client = TestClient(api.app.create_app())
-    assert client.get("/health").json() == {"status": "ok", "database_revision": "0001"}
+    assert client.get("/health").json() == {
+        "status": "ok",
+        "database_revision": head_revision(),
+    }
     index = client.get("/")
     assert index.status_code == 200 and "2 materials" in index.text
     page = client.get(f"/materials/{svf}")

@@ -1,0 +1,208 @@
+"""Append events to the custody ledger, verify it, export it.
+
+Every service that writes calls :func:`append` inside the caller's transaction, so a change
+and its event commit or roll back together. Appending locks the single ``custody_head`` row
+(SELECT ... FOR UPDATE on PostgreSQL; SQLite's write transaction already serialises), so
+two concurrent writers can never both link to the same previous event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from lims.custody.models import CustodyEvent, CustodyHead, CustodyMaterial
+from lims.custody.verify import GENESIS_HASH, VerifyResult, event_hash, verify_events
+from lims.db import utcnow
+from lims.errors import InvalidInput, NotFound
+
+HEAD_ID = 1
+SYSTEM = "system"
+
+
+def jsonable(value: Any) -> Any:
+    """Make a value safe for the canonical form: decimals and times become strings."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [jsonable(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    if hasattr(value, "as_json"):
+        return jsonable(value.as_json())
+    return str(value)
+
+
+def format_time(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("ledger times must be timezone-aware")
+    from datetime import UTC
+
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def as_dict(event: CustodyEvent) -> dict[str, Any]:
+    """The event as it is hashed and exported."""
+    return {
+        "seq": event.seq,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+        "occurred_at": format_time(event.occurred_at),
+        "actor": event.actor,
+        "actor_role": event.actor_role,
+        "action": event.action,
+        "entity": event.entity,
+        "entity_id": event.entity_id,
+        "materials": list(event.materials),
+        "from": event.from_,
+        "to": event.to,
+        "reason": event.reason,
+        "old": event.old,
+        "new": event.new,
+        "corrects_seq": event.corrects_seq,
+    }
+
+
+def append(
+    session: Session,
+    *,
+    actor: Any,
+    action: str,
+    entity: str,
+    entity_id: str | int,
+    materials: Sequence[str] = (),
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+    from_: str | None = None,
+    to: str | None = None,
+    reason: str | None = None,
+    corrects_seq: int | None = None,
+) -> CustodyEvent:
+    """Append one event in the caller's transaction and return it."""
+    head = session.exec(
+        select(CustodyHead)
+        .where(col(CustodyHead.id) == HEAD_ID)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    event = CustodyEvent(
+        seq=head.seq + 1,
+        prev_hash=head.hash,
+        hash="",
+        occurred_at=utcnow(),
+        actor=getattr(actor, "username", None) or SYSTEM,
+        actor_role=str(getattr(actor, "role", None) or SYSTEM),
+        action=action,
+        entity=entity,
+        entity_id=str(entity_id),
+        materials=sorted(set(materials)),
+        from_=from_,
+        to=to,
+        reason=reason.strip() if reason and reason.strip() else None,
+        old=jsonable(old),
+        new=jsonable(new),
+        corrects_seq=corrects_seq,
+    )
+    event.hash = event_hash(as_dict(event))
+    head.seq, head.hash = event.seq, event.hash
+    session.add(event)
+    session.add(head)
+    session.flush()
+    for material_id in event.materials:
+        session.add(CustodyMaterial(seq=event.seq, material_id=material_id))
+    return event
+
+
+def iter_events(
+    session: Session, *, since_seq: int = 1, batch: int = 5000
+) -> Iterator[dict[str, Any]]:
+    """All events from ``since_seq`` in order, fetched in batches."""
+    next_seq = since_seq
+    while True:
+        rows = session.exec(
+            select(CustodyEvent)
+            .where(col(CustodyEvent.seq) >= next_seq)
+            .order_by(col(CustodyEvent.seq))
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield as_dict(row)
+        next_seq = rows[-1].seq + 1
+
+
+def verify_chain(session: Session) -> VerifyResult:
+    """Recompute the whole chain from the database; also check the head matches its end."""
+    result = verify_events(iter_events(session))
+    if result.ok:
+        head = session.exec(select(CustodyHead).where(col(CustodyHead.id) == HEAD_ID)).one()
+        if (head.seq, head.hash) != (result.last_seq or 0, result.last_hash):
+            result.problem = (
+                f"the chain ends at seq {result.last_seq or 0} but the head says {head.seq}: "
+                "events were removed from the end"
+            )
+            result.broken_seq = head.seq
+    return result
+
+
+def export_jsonl(session: Session, *, since: datetime | None = None) -> Iterator[str]:
+    """Lines of JSON, one event each, from the first event at or after ``since``."""
+    start = 1
+    if since is not None:
+        first = session.exec(
+            select(CustodyEvent.seq)
+            .where(col(CustodyEvent.occurred_at) >= since)
+            .order_by(col(CustodyEvent.seq))
+            .limit(1)
+        ).first()
+        if first is None:
+            return
+        start = first
+    for event in iter_events(session, since_seq=start):
+        yield json.dumps(event, sort_keys=True, ensure_ascii=False)
+
+
+def history(session: Session, *, material_id: str) -> list[CustodyEvent]:
+    """Every event naming ``material_id``, oldest first."""
+    return list(
+        session.exec(
+            select(CustodyEvent)
+            .join(CustodyMaterial, col(CustodyMaterial.seq) == col(CustodyEvent.seq))
+            .where(col(CustodyMaterial.material_id) == material_id)
+            .order_by(col(CustodyEvent.seq))
+        ).all()
+    )
+
+
+def get_event(session: Session, seq: int) -> CustodyEvent:
+    event = session.get(CustodyEvent, seq)
+    if event is None:
+        raise NotFound(f"no custody event {seq}")
+    return event
+
+
+def require_reason(reason: str | None, what: str) -> str:
+    if not reason or not reason.strip():
+        raise InvalidInput(f"{what} needs a reason", field="reason")
+    return reason.strip()
+
+
+__all__ = ["GENESIS_HASH", "append", "export_jsonl", "history", "verify_chain"]

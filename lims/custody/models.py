@@ -1,0 +1,51 @@
+"""The ledger's tables. ``custody_event`` is append-only (database triggers refuse UPDATE,
+DELETE and TRUNCATE); ``custody_head`` is the one row that serialises appends."""
+
+from datetime import datetime
+
+from sqlalchemy import JSON, String, Text
+from sqlmodel import Field, SQLModel
+
+import lims.models_base  # noqa: F401
+from lims.db import UTCDateTime
+
+
+class CustodyEvent(SQLModel, table=True):
+    __tablename__ = "custody_event"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    prev_hash: str = Field(sa_type=String(64))
+    hash: str = Field(sa_type=String(64), unique=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    actor: str = Field(sa_type=String(64))
+    actor_role: str = Field(sa_type=String(16))
+    action: str = Field(sa_type=String(48), index=True)
+    entity: str = Field(sa_type=String(32))
+    entity_id: str = Field(sa_type=String(64), index=True)
+    materials: list = Field(default_factory=list, sa_type=JSON)
+    from_: str | None = Field(default=None, sa_type=String(200))
+    to: str | None = Field(default=None, sa_type=String(200))
+    reason: str | None = Field(default=None, sa_type=Text)
+    old: dict | None = Field(default=None, sa_type=JSON)
+    new: dict | None = Field(default=None, sa_type=JSON)
+    corrects_seq: int | None = None
+
+
+class CustodyHead(SQLModel, table=True):
+    """The chain's head: locked by every append, so concurrent writers form one chain."""
+
+    __tablename__ = "custody_head"
+
+    id: int = Field(primary_key=True)
+    seq: int
+    hash: str = Field(sa_type=String(64))
+
+
+class CustodyMaterial(SQLModel, table=True):
+    """Index of which events name which material (the ledger itself stays append-only)."""
+
+    __tablename__ = "custody_material"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(foreign_key="custody_event.seq", index=True)
+    material_id: str = Field(sa_type=String(14), index=True)
