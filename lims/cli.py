@@ -19,7 +19,8 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 custody_app = typer.Typer(help="The custody and audit ledger.", no_args_is_help=True)
 app.add_typer(custody_app, name="custody")
-console = Console()
+# Wide enough that lineage lines do not wrap when the output is a file or a CI log.
+console = Console(width=None if Console().is_terminal else 140)
 
 
 def _engine():
@@ -68,6 +69,15 @@ def demo(
     console.print(f"  [red]{result.refusal}[/red]")
     print_lineage(engine, result.donation)
     console.print(f"\n{result.steps} steps recorded in {elapsed:.2f} s")
+    from lims.custody.ledger import verify_chain
+
+    started = time.perf_counter()
+    with read_session(engine) as session:
+        verified = verify_chain(session)
+    took = time.perf_counter() - started
+    console.print(f"custody verify: {verified.summary()} in {took:.3f} s", highlight=False)
+    if not verified.ok:
+        raise typer.Exit(code=1)
 
 
 def print_lineage(engine, material_id: str) -> None:

@@ -110,9 +110,24 @@ def write_session(engine: Engine, *, retries: int = 5) -> Iterator[Session]:
         session.commit()
     except BaseException:
         session.rollback()
+        follow_ups = session.info.pop(AFTER_ROLLBACK, [])
+        session.close()
+        # Some refusals must still leave a trace (a wrong signature password is counted
+        # and audited); they are written in a transaction of their own.
+        for follow_up in follow_ups:
+            with write_session(engine) as again:
+                follow_up(again)
         raise
     finally:
         session.close()
+
+
+AFTER_ROLLBACK = "lims_after_rollback"
+
+
+def record_even_if_refused(session: Session, write: Any) -> None:
+    """Run ``write(session)`` in a new transaction if the current one is rolled back."""
+    session.info.setdefault(AFTER_ROLLBACK, []).append(write)
 
 
 @contextmanager

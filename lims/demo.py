@@ -15,10 +15,17 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from lims.db import utcnow, write_session
+from lims.dispatch.gate import DispatchRequest, dispatch_verify
 from lims.errors import LimsError
 from lims.materials.kinds import MaterialKind, Use
 from lims.materials.models import Material, StorageLocation
-from lims.materials.service import add_storage_location, register_material, transition
+from lims.materials.service import (
+    add_storage_location,
+    get_material,
+    hand_over,
+    register_material,
+    transition,
+)
 from lims.parties.models import Clinic, DonorType, Patient, Role, User
 from lims.parties.service import (
     add_instrument,
@@ -27,9 +34,16 @@ from lims.parties.service import (
     create_user,
     register_patient,
 )
+from lims.qc.service import enter_result, release
+from lims.signatures.models import Meaning
+from lims.signatures.passwords import set_password
+from lims.signatures.service import sign
 from lims.sops.service import sync_catalog
 from lims.steps.service import InputBooking, LossBooking, OutputRequest, record_step
 from lims.units import QuantityKind, parse_quantity
+
+# The demo's staff sign with this; a real installation sets each person's own password.
+DEMO_PASSWORD = "demo-release-password"
 
 
 @dataclass
@@ -63,6 +77,9 @@ def run_demo(engine: Engine) -> DemoResult:
         clinic = _get_or_create_clinic(s, "GINZA", "Ginza Hair Clinic")
         other = _get_or_create_clinic(s, "OSAKA", "Osaka Scalp Centre")
         tech = _get_or_create_user(s, "tanaka", "Yui Tanaka", Role.TECHNICIAN)
+        tech2 = _get_or_create_user(s, "mori", "Aoi Mori", Role.TECHNICIAN)
+        for person in (tech, tech2):
+            set_password(s, user=person, password=DEMO_PASSWORD, actor=None)
         qa = _get_or_create_user(s, "sato", "Kenji Sato", Role.QA)
         patient = register_patient(
             s, clinic=clinic, identifier_1="1980-04-12", identifier_2=f"GHC-{run:06d}"
@@ -127,9 +144,73 @@ def run_demo(engine: Engine) -> DemoResult:
         )
         log.append(f"received lipoaspirate {lipo.material_id} (120 mL)")
         result = _pipeline(
-            s, tech, qa, patient, other_patient, lipo, instruments, reagents, freezer, at, log
+            tech2,
+            s,
+            tech,
+            qa,
+            patient,
+            other_patient,
+            lipo,
+            instruments,
+            reagents,
+            freezer,
+            at,
+            log,
         )
     return result
+
+
+def _dispatch_and_receive(
+    s: Session, tech: User, tech2: User, patient: Patient, dose_id: str, log: list[str]
+) -> None:
+    """Label, two signatures, the dispatch gate, the courier, and the clinic's receipt."""
+    dose = get_material(s, dose_id)
+    transition(s, material=dose, to_state="LABELED", actor=tech)
+    sign(
+        s,
+        user=tech,
+        password=DEMO_PASSWORD,
+        meaning=Meaning.PERFORMED,
+        record_type="material",
+        record_id=dose_id,
+        comment="packed with TL-0042",
+    )
+    sign(
+        s,
+        user=tech2,
+        password=DEMO_PASSWORD,
+        meaning=Meaning.VERIFIED,
+        record_type="material",
+        record_id=dose_id,
+        comment="label and identity checked",
+    )
+    request = DispatchRequest(
+        recipient_coi=patient.coi_id,
+        identifier_1=patient.identifier_1,
+        identifier_2=patient.identifier_2,
+        planned_use_at=utcnow() + timedelta(days=2),
+        transit="20 h",
+        scanned_label=dose_id,
+        shipper="ColdChain Couriers",
+        temperature_logger="TL-0042",
+    )
+    dispatch_verify(s, dose=dose, request=request, actor=tech)
+    transition(s, material=dose, to_state="IN_TRANSIT", actor=tech)
+    hand_over(s, material=dose, to_custodian="courier:ColdChain Couriers AWB 7781", actor=tech)
+    clinic = s.get(Clinic, patient.clinic_id)
+    assert clinic is not None
+    hand_over(
+        s,
+        material=dose,
+        to_custodian=f"clinic:{clinic.code}",
+        actor=tech,
+        reason="received 4.1 degC on arrival, logger TL-0042 within range",
+    )
+    transition(s, material=dose, to_state="RECEIVED_AT_CLINIC", actor=tech)
+    log.append(
+        f"dose {dose_id}: labelled, packed and verified by two people, dispatch gate "
+        f"passed, couriered, received at clinic {clinic.code}"
+    )
 
 
 def _get_or_create_clinic(s: Session, code: str, name: str) -> Clinic:
@@ -143,6 +224,7 @@ def _get_or_create_user(s: Session, username: str, name: str, role: Role) -> Use
 
 
 def _pipeline(
+    tech2: User,
     s: Session,
     tech: User,
     qa: User,
@@ -316,8 +398,29 @@ def _pipeline(
 
     move_material(s, material=lot, location=freezer, actor=tech)
     transition(s, material=lot, to_state="QC_TESTING", actor=tech)
-    transition(s, material=lot, to_state="RELEASED", actor=qa)
-    log.append(f"lot {lot.material_id} released by QA {qa.printed_name}")
+    results = {
+        "sterility": "no growth",
+        "endotoxin": "0.8 EU/mL",
+        "mycoplasma": "not detected",
+        "residual_moisture": "1.2 %",
+        "protein": "412 ug/mL",
+        "vegf": "705 pg/mL",
+        "appearance": "conforms",
+    }
+    for test, value in results.items():
+        enter_result(s, material=lot, test_code=test, value=value, actor=tech)
+    set_password(s, user=qa, password=DEMO_PASSWORD, actor=None)
+    release(
+        s,
+        material=lot,
+        actor=qa,
+        password=DEMO_PASSWORD,
+        comment="all AAPE-LOT-SPEC v1 results pass",
+    )
+    log.append(
+        f"lot {lot.material_id}: {len(results)} QC results pass; released by QA "
+        f"{qa.printed_name} (signature, meaning 'released')"
+    )
     doses = []
     for session_number in (1, 2, 3):
         (dose,) = step(
@@ -334,6 +437,7 @@ def _pipeline(
             },
         )
         doses.append(dose.material_id)
+    _dispatch_and_receive(s, tech, tech2, patient, doses[0], log)
     try:
         with s.begin_nested():
             record_step(

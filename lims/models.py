@@ -4,6 +4,8 @@ from lims.custody.models import CustodyEvent, CustodyHead, CustodyMaterial
 from lims.materials.models import IdSequence, LineageEdge, Material, StorageLocation
 from lims.models_base import metadata
 from lims.parties.models import Clinic, Instrument, Patient, ReagentLot, User
+from lims.qc.models import Deviation, DonorEligibility, QcResult
+from lims.signatures.models import Signature
 from lims.sops.models import SopVersion
 from lims.steps.models import Step, StepInput, StepLoss, StepResource
 
@@ -12,12 +14,16 @@ __all__ = [
     "CustodyEvent",
     "CustodyHead",
     "CustodyMaterial",
+    "Deviation",
+    "DonorEligibility",
     "IdSequence",
     "Instrument",
     "LineageEdge",
     "Material",
     "Patient",
+    "QcResult",
     "ReagentLot",
+    "Signature",
     "SopVersion",
     "Step",
     "StepInput",

@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     facility_code: str = "X0001"
     # SQLite waits this long for a writer's lock before reporting "database is locked".
     sqlite_busy_timeout_ms: int = 15000
+    # Part 11 signing: wrong passwords before the account locks, and for how long.
+    max_password_failures: int = 5
+    lockout_minutes: int = 15
+    min_password_length: int = 12
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> "Settings":

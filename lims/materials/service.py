@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import CompoundSelect, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -224,17 +224,31 @@ def transition(
     return material
 
 
-def _performers(session: Session, material: Material) -> set[int]:
-    """Users who performed any step that produced this material or used it as input."""
+# Steps that work on a material where it is (intake, lyophilisation, a count), as opposed
+# to steps that take from it to make something else (a dose, a passage).
+PROCESSING_MODES = ("inspect", "in_place", "measure")
+
+
+def processing_step_ids(material: Material) -> CompoundSelect[int | None]:
+    """A query for the ids of the steps that made ``material`` or processed it in place:
+    its batch record (what a release signs and whose performers may not release it)."""
     from lims.steps.models import Step, StepInput
 
-    producing = select(col(Step.performed_by_id)).where(col(Step.id) == material.created_in_step_id)
-    using = (
-        select(col(Step.performed_by_id))
-        .join(StepInput, col(StepInput.step_id) == col(Step.id))
-        .where(col(StepInput.material_id) == material.id)
+    made = select(col(Step.id)).where(col(Step.id) == material.created_in_step_id)
+    processed = select(col(StepInput.step_id)).where(
+        col(StepInput.material_id) == material.id,
+        col(StepInput.mode).in_(PROCESSING_MODES),
     )
-    return set(session.execute(producing.union(using)).scalars())
+    return made.union(processed)
+
+
+def _performers(session: Session, material: Material) -> set[int]:
+    """Users who performed a step of this material's batch record."""
+    from lims.steps.models import Step
+
+    ids = processing_step_ids(material).subquery()
+    query = select(col(Step.performed_by_id)).where(col(Step.id).in_(select(ids.c[0])))
+    return set(session.execute(query).scalars())
 
 
 def _release_guard(material: Material, ctx: TransitionContext) -> list[str]:
@@ -246,11 +260,10 @@ def _release_guard(material: Material, ctx: TransitionContext) -> list[str]:
         )
     if material.expires_at is not None and material.expires_at <= ctx.now:
         problems.append(f"it expired at {material.expires_at:%Y-%m-%d %H:%M} UTC")
-    # The QC issue adds checks here (results present and passing, deviations closed,
-    # an e-signature with meaning "released"); until then release is guarded by role,
-    # four-eyes and expiry only.
-    for check in RELEASE_CHECKS:
-        problems.extend(check(material, ctx))
+    # QC results, deviations, donor eligibility and the release signature (lims.qc).
+    from lims.qc.service import release_problems
+
+    problems.extend(release_problems(material, ctx))
     return problems
 
 
@@ -260,7 +273,6 @@ def _expiry_guard(material: Material, ctx: TransitionContext) -> list[str]:
     return []
 
 
-RELEASE_CHECKS: list = []
 GUARDS = {RELEASED: [_release_guard], EXPIRED: [_expiry_guard]}
 
 

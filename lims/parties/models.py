@@ -65,6 +65,8 @@ class User(SQLModel, table=True):
     clinic_id: int | None = Field(default=None, foreign_key="clinic.id")
     # Set by the authentication issue (argon2); never a plain password.
     password_hash: str | None = Field(default=None, sa_type=String(255))
+    failed_password_attempts: int = 0
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

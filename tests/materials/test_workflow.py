@@ -173,7 +173,10 @@ def test_release_is_qa_only_and_four_eyes(engine: Engine, world: World) -> None:
     lab.move(lot, "QC_TESTING")
     with pytest.raises(RuleViolation, match="that needs qa"):
         lab.move(lot, "RELEASED", actor_id=world.tech2_id)
-    lab.move(lot, "RELEASED", actor_id=world.qa_id)
+    lab.pass_qc(lot)
+    with pytest.raises(IllegalTransition, match="a QA signature with meaning 'released'"):
+        lab.move(lot, "RELEASED", actor_id=world.qa_id)
+    lab.release(lot)
     assert lab.get(lot).state == "RELEASED"
 
 
@@ -202,8 +205,9 @@ def test_qa_who_processed_the_lot_cannot_release_it(engine: Engine, world: World
         parameters=LYO_OK,
     )
     lab.move(lot, "QC_TESTING")
+    lab.pass_qc(lot)
     with pytest.raises(IllegalTransition, match="four-eyes"):
-        lab.move(lot, "RELEASED", actor_id=world.qa_id)
+        lab.release(lot)
     assert lab.get(lot).state == "QC_TESTING"
 
 
@@ -217,7 +221,7 @@ def test_hold_needs_a_reason_and_returns_to_where_it_was(engine: Engine, world: 
     assert (held.state, held.held_from_state) == ("ON_HOLD", "RELEASED")
     with pytest.raises(IllegalTransition, match="ON_HOLD"):
         lab.move(lot, "QC_TESTING")
-    lab.move(lot, "RELEASED", actor_id=world.qa_id)
+    lab.move(lot, "RELEASED", actor_id=world.qa_id)  # back from hold: still signed, unchanged
     assert lab.get(lot).state == "RELEASED"
     assert lab.get(lot).held_from_state is None
 

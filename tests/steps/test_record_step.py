@@ -671,7 +671,8 @@ def test_follicle_duplication_path(engine: Engine, world: World) -> None:
         parameters={"formulation_volume": "1 mL", "viability": "90 %"},
     )
     lab.move(dp.material_id, "QC_TESTING")
-    lab.move(dp.material_id, "RELEASED", actor_id=world.qa_id)
+    lab.pass_qc(dp.material_id)
+    lab.release(dp.material_id)
     with pytest.raises(StepRefused, match="outside 300000-7500000 cells"):
         lab.allocate(dp.material_id, world.patient_coi, vials="1e5 cells")
     dose = lab.allocate(dp.material_id, world.patient_coi, vials="5e5 cells").outputs[0]

@@ -1,0 +1,1 @@
+"""QC: specifications per product, results with pass/fail, deviations, release, expiry."""
