@@ -7,7 +7,7 @@ from lims.parties.models import Clinic, Instrument, Patient, ReagentLot, User
 from lims.qc.models import Deviation, DonorEligibility, QcResult
 from lims.signatures.models import Signature
 from lims.sops.models import SopVersion
-from lims.steps.models import Step, StepInput, StepLoss, StepResource
+from lims.steps.models import Step, StepCorrection, StepInput, StepLoss, StepResource
 
 __all__ = [
     "Clinic",
@@ -26,6 +26,7 @@ __all__ = [
     "Signature",
     "SopVersion",
     "Step",
+    "StepCorrection",
     "StepInput",
     "StepLoss",
     "StepResource",

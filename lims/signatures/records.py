@@ -18,6 +18,7 @@ from lims.custody.ledger import jsonable
 from lims.errors import InvalidInput
 from lims.materials.models import Material
 from lims.materials.service import get_material, processing_step_ids
+from lims.steps.corrections import current_parameters
 from lims.steps.models import Step, StepInput, StepLoss
 
 RecordReader = Callable[[Session, str], dict[str, Any]]
@@ -60,7 +61,7 @@ def _step(session: Session, step: Step) -> dict[str, Any]:
         "performed_by": step.performed_by_id,
         "performed_at": step.performed_at,
         "outcome": step.outcome,
-        "parameters": step.parameters,
+        "parameters": current_parameters(session, step=step),
         "inputs": [
             {
                 "material": i.material_id,

@@ -7,6 +7,7 @@ auditor (see ``lims.steps.conservation``).
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import JSON, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -78,3 +79,20 @@ class StepResource(SQLModel, table=True):
     step_id: int = Field(foreign_key="step.id", index=True)
     instrument_id: int | None = Field(default=None, foreign_key="instrument.id")
     reagent_lot_id: int | None = Field(default=None, foreign_key="reagent_lot.id")
+
+
+class StepCorrection(SQLModel, table=True):
+    """A corrected parameter value. The step row keeps what was first recorded; the current
+    view applies corrections in order (see ``lims.steps.corrections``)."""
+
+    __tablename__ = "step_correction"
+
+    id: int | None = Field(default=None, primary_key=True)
+    step_id: int = Field(foreign_key="step.id", index=True)
+    parameter: str = Field(sa_type=String(64))
+    old: dict[str, Any] = Field(sa_type=JSON)
+    new: dict[str, Any] = Field(sa_type=JSON)
+    reason: str = Field(sa_type=Text)
+    corrected_by_id: int = Field(foreign_key="lims_user.id")
+    corrected_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    custody_seq: int = Field(foreign_key="custody_event.seq")

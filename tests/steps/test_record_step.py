@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
-from lims.db import write_session
+from lims.db import read_session, write_session
 from lims.errors import InvalidInput, RuleViolation, StepRefused
 from lims.materials.kinds import MaterialKind, Use
 from lims.materials.models import LineageEdge, Material
@@ -694,6 +694,9 @@ def test_lineage_through_pooling_and_conservation_of_the_whole_chain(
         down = descendants(s, material=donation)
         assert dose in [r.material_id for r in down]
         assert {r.kind for r in down} == {"svf", "adsc_culture", "cm_batch", "aape_lot", "dose"}
+        # Chain of identity: every generation carries the donation's patient.
+        assert {r.patient_id for r in down} == {donation.patient_id}
+        assert {r.patient_id for r in up} == {donation.patient_id}
         report = verify_conservation(s)
         assert report.ok, report.problems
         assert report.steps_checked == 10
@@ -709,3 +712,70 @@ def test_every_sop_with_acceptance_criteria_says_what_failing_does() -> None:
                 o.state_if_rejected for o in sop.outputs
             ]
             assert any(outcomes), sop.code
+
+
+def test_step_corrections_keep_history_and_show_on_signatures(engine: Engine, world: World) -> None:
+    from lims.custody.models import CustodyEvent
+    from lims.signatures.models import Meaning
+    from lims.signatures.service import sign, signatures_for
+    from lims.steps.corrections import (
+        correct_step_parameter,
+        corrections_of,
+        current_parameters,
+    )
+    from tests.builders import PASSWORD
+
+    lab = Lab.start(engine, world)
+    lab.svf()
+    lab.ensure_password(world.qa_id)
+    with write_session(engine) as s:
+        step = s.execute(select(Step).where(col(Step.sop_code) == "SVF-SEP")).scalar_one()
+        sign(
+            s,
+            user=lab.user(s, world.qa_id),
+            password=PASSWORD,
+            meaning=Meaning.REVIEWED,
+            record_type="step",
+            record_id=str(step.id),
+        )
+        tech = lab.user(s, world.tech_id)
+        with pytest.raises(InvalidInput, match="needs a reason"):
+            correct_step_parameter(
+                s, step=step, parameter="digestion_time", value="50 min", reason="", actor=tech
+            )
+        with pytest.raises(InvalidInput, match="expected a duration"):
+            correct_step_parameter(
+                s, step=step, parameter="digestion_time", value="50 mL", reason="typo", actor=tech
+            )
+        with pytest.raises(InvalidInput, match="computed by the LIMS"):
+            correct_step_parameter(
+                s, step=step, parameter="yield_per_ml", value="1 cell/mL", reason="typo", actor=tech
+            )
+        with pytest.raises(RuleViolation, match="open a deviation instead"):
+            correct_step_parameter(
+                s, step=step, parameter="viability", value="50 %", reason="recount", actor=tech
+            )
+        step_id = step.id
+    with write_session(engine) as s:
+        step = s.get(Step, step_id)
+        assert step is not None
+        correct_step_parameter(
+            s,
+            step=step,
+            parameter="digestion_time",
+            value="50 min",
+            reason="timer read 50 min; 45 was typed",
+            actor=lab.user(s, world.tech_id),
+        )
+    with read_session(engine) as s:
+        step = s.get(Step, step_id)
+        assert step is not None
+        assert step.parameters["digestion_time"]["value"] == "45"  # the original stays
+        assert current_parameters(s, step=step)["digestion_time"]["value"] == "50"
+        (correction,) = corrections_of(s, step=step)
+        event = s.get(CustodyEvent, correction.custody_seq)
+        assert event is not None and event.reason == "timer read 50 min; 45 was typed"
+        original = s.get(CustodyEvent, event.corrects_seq)
+        assert original is not None and original.action == "step.recorded"
+        (check,) = signatures_for(s, record_type="step", record_id=str(step_id))
+        assert not check.valid  # signed before the correction: visibly no longer bound
