@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest demo db-upgrade clean
+.PHONY: run test lint typecheck pytest demo db-upgrade bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Benchmarks print figures and ratios against a baseline measured in the same run
+# (not part of `make test`; see docs/performance.md).
+bench: $(STAMP)
+	$(BIN)/python -m bench.lineage
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-*

@@ -3,6 +3,7 @@
 from lims.custody.models import CustodyEvent, CustodyHead, CustodyMaterial
 from lims.materials.models import IdSequence, LineageEdge, Material, StorageLocation
 from lims.models_base import metadata
+from lims.orders.models import DoseOrder
 from lims.parties.models import Clinic, Instrument, Patient, ReagentLot, User
 from lims.qc.models import Deviation, DonorEligibility, QcResult
 from lims.signatures.models import Signature
@@ -16,6 +17,7 @@ __all__ = [
     "CustodyMaterial",
     "Deviation",
     "DonorEligibility",
+    "DoseOrder",
     "IdSequence",
     "Instrument",
     "LineageEdge",

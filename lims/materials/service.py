@@ -437,7 +437,9 @@ def _lineage(session: Session, material: Material, *, up: bool) -> list[LineageR
     seed = select(far.label("id"), literal(1).label("depth")).where(near == material.id)
     tree = seed.cte("tree", recursive=True)
     step = select(far, tree.c.depth + 1).join(tree, near == tree.c.id)
-    tree = tree.union_all(step)
+    # UNION, not UNION ALL: a material reached by two pooled paths at the same depth is
+    # kept once, so pooling does not multiply the rows the recursion carries.
+    tree = tree.union(step)
     nearest = (
         select(tree.c.id, func.min(tree.c.depth).label("depth")).group_by(tree.c.id).subquery()
     )

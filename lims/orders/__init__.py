@@ -1,0 +1,1 @@
+"""Dose orders from clinics: placement, allocation, dispatch, receipt, cancellation."""

@@ -1,0 +1,473 @@
+"""Dose orders: a clinic orders, the lab allocates, labels, dispatches; the clinic receives.
+
+Tenancy is enforced here, not in the API: a clinic user only ever finds its own clinic's
+patients and orders, and another clinic's are reported as not found (no existence leak).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, Decimal
+
+from sqlmodel import Session, col, select
+
+from lims.custody import ledger
+from lims.db import utcnow
+from lims.dispatch.gate import DispatchRequest, dispatch_verify
+from lims.errors import InvalidInput, NotFound, RuleViolation
+from lims.identity.codes import parse_coi_id
+from lims.materials.models import Material
+from lims.materials.service import hand_over, transition
+from lims.orders.models import DoseOrder, OrderStatus, Product
+from lims.parties.models import Clinic, Patient, Role, User
+from lims.qc.service import current_results
+from lims.steps.service import InputBooking, OutputRequest, record_step
+from lims.units import Quantity, QuantityKind, parse_quantity
+
+# Each AAPE vial is reconstituted in 4 mL (AAPE-LOT-SPEC v1 appearance/reconstitution test;
+# a 4 mL dose is the basis of the endotoxin limit, domain.md B). Data, with its source.
+AAPE_RECONSTITUTION_PER_VIAL = parse_quantity("4 mL", QuantityKind.VOLUME)
+DOSE_KINDS = {
+    Product.AAPE: (QuantityKind.VIALS, QuantityKind.VOLUME, QuantityKind.MASS),
+    Product.DP_CELLS: (QuantityKind.CELLS,),
+}
+# The largest dose one session can plausibly need; above it an order is a typing error.
+MAX_DOSE = {
+    QuantityKind.VIALS: ("10 vials", "[I]; 2-4 mL per session [25][26]"),
+    QuantityKind.VOLUME: ("20 mL", "2 mL per half-scalp [25]; [I] margin"),
+    QuantityKind.MASS: ("10 mg", "0.3-0.6 ug protein per injection site [24]; [I] margin"),
+    QuantityKind.CELLS: ("7.5e6 cells", "DSC doses 3e5-7.5e6 cells [29]"),
+}
+MAX_SESSIONS = 12  # DOSE-ALLOCATE v1 session_number 1-12 (4-6 sessions [2]; 6 [3])
+LAB_ROLES = frozenset({Role.TECHNICIAN, Role.QA, Role.ADMIN})
+
+
+# --- tenancy ---------------------------------------------------------------------------
+
+
+def clinic_scope(actor: User) -> int | None:
+    """The clinic an actor is confined to (None: lab staff and auditors see every clinic)."""
+    if Role(actor.role) is Role.CLINIC:
+        if actor.clinic_id is None:
+            raise RuleViolation("a clinic account without a clinic cannot see anything")
+        return actor.clinic_id
+    return None
+
+
+def patient_for(session: Session, *, actor: User, coi_id: str) -> Patient:
+    """A patient the actor may see, by chain-of-identity id; others are 'not found'."""
+    coi = parse_coi_id(coi_id)
+    query = select(Patient).where(col(Patient.coi_id) == coi)
+    scope = clinic_scope(actor)
+    if scope is not None:
+        query = query.where(col(Patient.clinic_id) == scope)
+    patient = session.exec(query).first()
+    if patient is None:
+        raise NotFound(f"no patient {coi}", field="coi_id")
+    return patient
+
+
+def order_for(session: Session, *, actor: User, number: str, lock: bool = False) -> DoseOrder:
+    """An order the actor may see; another clinic's order is 'not found'."""
+    query = select(DoseOrder).where(col(DoseOrder.number) == (number or "").strip().upper())
+    scope = clinic_scope(actor)
+    if scope is not None:
+        query = query.where(col(DoseOrder.clinic_id) == scope)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    order = session.exec(query).first()
+    if order is None:
+        raise NotFound(f"no order {number}", field="order")
+    return order
+
+
+def orders_visible_to(
+    session: Session, *, actor: User, status: str | None = None, limit: int = 100, offset: int = 0
+) -> list[DoseOrder]:
+    query = select(DoseOrder)
+    scope = clinic_scope(actor)
+    if scope is not None:
+        query = query.where(col(DoseOrder.clinic_id) == scope)
+    if status:
+        query = query.where(col(DoseOrder.status) == status)
+    return list(
+        session.exec(query.order_by(col(DoseOrder.id)).offset(offset).limit(min(limit, 500))).all()
+    )
+
+
+# --- placing and cancelling --------------------------------------------------------------
+
+
+def _dose(product: Product, raw: object) -> Quantity:
+    last: InvalidInput | None = None
+    for kind in DOSE_KINDS[product]:
+        try:
+            q = parse_quantity(raw, kind, field="dose")
+        except InvalidInput as exc:
+            if not exc.message.startswith("expected "):
+                raise  # the right dimension, but negative, fractional vials, too large...
+            last = last or exc
+            continue
+        if q.canonical <= 0:
+            raise InvalidInput("a dose must be more than zero", field="dose")
+        ceiling, source = MAX_DOSE[kind]
+        if q > parse_quantity(ceiling, kind):
+            raise InvalidInput(
+                f"{q} is above the largest plausible dose {ceiling} ({source})", field="dose"
+            )
+        return q
+    allowed = {
+        QuantityKind.VIALS: "vials",
+        QuantityKind.VOLUME: "reconstituted mL",
+        QuantityKind.MASS: "µg of protein",
+        QuantityKind.CELLS: "cells",
+    }
+    units = ", ".join(allowed[k] for k in DOSE_KINDS[product])
+    got = last.message.split("got ")[-1] if last else repr(raw)
+    raise InvalidInput(f"a {product.value} dose is given in {units}; got {got}", field="dose")
+
+
+def place_order(
+    session: Session,
+    *,
+    actor: User,
+    patient: Patient,
+    product: Product | str,
+    dose: object,
+    session_number: int,
+    sessions_total: int,
+    planned_use_at: datetime,
+    ship_to: str,
+    prescriber: str,
+    consent_ref: str,
+    notes: str | None = None,
+) -> DoseOrder:
+    """A clinic orders one dose for one treatment session of its patient."""
+    scope = clinic_scope(actor)
+    if Role(actor.role) not in (LAB_ROLES | {Role.CLINIC}):
+        raise RuleViolation(f"a {actor.role} account cannot place orders")
+    if scope is not None and patient.clinic_id != scope:
+        raise NotFound(f"no patient {patient.coi_id}", field="coi_id")
+    try:
+        product = Product(product)
+    except ValueError:
+        raise InvalidInput(
+            f"product is one of {', '.join(p.value for p in Product)}", field="product"
+        ) from None
+    quantity = _dose(product, dose)
+    if not (1 <= sessions_total <= MAX_SESSIONS and 1 <= session_number <= sessions_total):
+        raise InvalidInput(
+            f"session {session_number} of {sessions_total}: sessions run 1 to "
+            f"at most {MAX_SESSIONS}",
+            field="session_number",
+        )
+    if planned_use_at.tzinfo is None:
+        raise InvalidInput("planned use needs a time zone", field="planned_use_at")
+    if planned_use_at <= utcnow():
+        raise InvalidInput("planned use must be in the future", field="planned_use_at")
+    texts = {
+        "ship_to": (ship_to, 300),
+        "prescriber": (prescriber, 200),
+        "consent_ref": (consent_ref, 64),
+    }
+    for name, (value, limit) in texts.items():
+        if not isinstance(value, str) or not value.strip() or len(value) > limit:
+            raise InvalidInput(f"{name} is required (at most {limit} characters)", field=name)
+    order = DoseOrder(
+        number="pending",
+        clinic_id=patient.clinic_id,
+        patient_id=patient.id,  # type: ignore[arg-type]
+        product=product,
+        dose_value=quantity.value,
+        dose_unit=quantity.unit,
+        dose_kind=quantity.kind,
+        dose_canonical=quantity.canonical,
+        session_number=session_number,
+        sessions_total=sessions_total,
+        planned_use_at=planned_use_at,
+        ship_to=ship_to.strip(),
+        prescriber=prescriber.strip(),
+        consent_ref=consent_ref.strip(),
+        notes=notes,
+        status=OrderStatus.PLACED,
+        placed_by_id=actor.id,  # type: ignore[arg-type]
+    )
+    session.add(order)
+    session.flush()
+    order.number = f"ORD-{order.id:06d}"
+    session.add(order)
+    session.flush()
+    ledger.append(
+        session,
+        actor=actor,
+        action="order.placed",
+        entity="order",
+        entity_id=order.number,
+        new={
+            "patient": patient.coi_id,
+            "product": product,
+            "dose": quantity,
+            "session": f"{session_number}/{sessions_total}",
+            "planned_use_at": planned_use_at,
+            "ship_to": order.ship_to,
+            "prescriber": order.prescriber,
+            "consent_ref": order.consent_ref,
+        },
+    )
+    return order
+
+
+def _set_status(
+    session: Session,
+    order: DoseOrder,
+    status: OrderStatus,
+    actor: User,
+    reason: str | None = None,
+    **extra: object,
+) -> None:
+    old = order.status
+    order.status = status
+    order.updated_at = utcnow()
+    session.add(order)
+    session.flush()
+    dose = session.get(Material, order.dose_material_id) if order.dose_material_id else None
+    ledger.append(
+        session,
+        actor=actor,
+        action="order.status_changed",
+        entity="order",
+        entity_id=order.number,
+        materials=[dose.material_id] if dose else [],
+        old={"status": old},
+        new={"status": status, **extra},
+        reason=reason,
+    )
+
+
+def cancel_order(session: Session, *, order: DoseOrder, actor: User, reason: str) -> DoseOrder:
+    """Cancel before dispatch; an allocated dose is cancelled with it (held for QA)."""
+    reason = ledger.require_reason(reason, "cancelling an order")
+    if order.status not in (OrderStatus.PLACED, OrderStatus.ALLOCATED):
+        raise RuleViolation(
+            f"order {order.number} is {order.status}; only an order not yet "
+            "dispatched can be cancelled"
+        )
+    if order.dose_material_id is not None:
+        dose = session.get(Material, order.dose_material_id)
+        assert dose is not None
+        if dose.state not in ("ALLOCATED", "LABELED", "DISPATCH_VERIFIED"):
+            raise RuleViolation(f"its dose is {dose.state}; it can no longer be cancelled")
+        transition(
+            session,
+            material=dose,
+            to_state="CANCELLED",
+            actor=actor,
+            reason=f"order {order.number} cancelled: {reason}",
+        )
+    order.cancel_reason = reason
+    _set_status(session, order, OrderStatus.CANCELLED, actor, reason=reason)
+    return order
+
+
+# --- allocation -----------------------------------------------------------------------
+
+
+def vials_needed(session: Session, *, order: DoseOrder, lot: Material) -> Decimal:
+    """How many vials (or cells) the order takes from ``lot``, rounded up to whole vials."""
+    kind = QuantityKind(order.dose_kind)
+    if kind in (QuantityKind.VIALS, QuantityKind.CELLS):
+        return order.dose_canonical
+    if kind is QuantityKind.VOLUME:
+        per_vial = AAPE_RECONSTITUTION_PER_VIAL.canonical
+    else:  # protein mass: from the lot's current protein result (ug/mL) x 4 mL per vial
+        protein = next(
+            (r for r in current_results(session, material=lot) if r.test_code == "protein"), None
+        )
+        if protein is None or protein.canonical is None or protein.canonical <= 0:
+            raise RuleViolation(
+                "the lot has no protein result, so a dose in µg cannot be converted to vials"
+            )
+        # canonical mass is mg; protein canonical is ug/mL
+        per_vial = protein.canonical * AAPE_RECONSTITUTION_PER_VIAL.canonical / 1000
+    return (order.dose_canonical / per_vial).to_integral_value(rounding=ROUND_CEILING)
+
+
+def find_lot(session: Session, *, order: DoseOrder) -> Material:
+    """First-expiry-first-out: the released, unexpired lot for this patient with enough."""
+    kind = "aape_lot" if order.product == Product.AAPE else "dp_culture"
+    candidates = session.exec(
+        select(Material)
+        .where(
+            col(Material.kind) == kind,
+            col(Material.state) == "RELEASED",
+            col(Material.patient_id) == order.patient_id,
+        )
+        .order_by(col(Material.expires_at), col(Material.id))
+    ).all()
+    now = utcnow()
+    for lot in candidates:
+        if lot.expires_at is not None and lot.expires_at <= order.planned_use_at:
+            continue
+        if lot.expires_at is not None and lot.expires_at <= now:
+            continue
+        try:
+            if vials_needed(session, order=order, lot=lot) <= lot.remaining_canonical:
+                return lot
+        except RuleViolation:
+            continue
+    raise RuleViolation(
+        f"no released, unexpired {kind} of this patient holds enough for order {order.number}"
+    )
+
+
+def allocate_order(
+    session: Session, *, order: DoseOrder, actor: User, lot: Material | None = None
+) -> Material:
+    """Allocate released stock to the order (the DOSE-ALLOCATE step: identity checked,
+    stock locked, exact arithmetic); a retry returns the same dose."""
+    if Role(actor.role) not in LAB_ROLES:
+        raise RuleViolation(f"a {actor.role} account cannot allocate stock")
+    order = order_for(session, actor=actor, number=order.number, lock=True)
+    if order.status != OrderStatus.PLACED:
+        raise RuleViolation(f"order {order.number} is {order.status}, not PLACED")
+    lot = lot or find_lot(session, order=order)
+    patient = session.get(Patient, order.patient_id)
+    assert patient is not None
+    amount = vials_needed(session, order=order, lot=lot)
+    unit = "cells" if order.product == Product.DP_CELLS else "vials"
+    parameters: dict[str, object] = {
+        "recipient_coi": patient.coi_id,
+        "recipient_identifier_1": patient.identifier_1,
+        "recipient_identifier_2": patient.identifier_2,
+        "session_number": order.session_number,
+    }
+    if order.product == Product.AAPE:
+        parameters["reconstitution_volume"] = str(AAPE_RECONSTITUTION_PER_VIAL)
+    result = record_step(
+        session,
+        sop_code="DOSE-ALLOCATE",
+        actor=actor,
+        inputs=[InputBooking(lot.material_id, f"{amount} {unit}")],
+        outputs=[OutputRequest(f"{amount} {unit}")],
+        parameters=parameters,
+        notes=f"order {order.number}",
+        idempotency_key=f"order:{order.number}:allocate",
+    )
+    (dose,) = result.outputs
+    order.dose_material_id = dose.id
+    _set_status(
+        session,
+        order,
+        OrderStatus.ALLOCATED,
+        actor,
+        dose=dose.material_id,
+        lot=lot.material_id,
+        amount=f"{amount} {unit}",
+    )
+    return dose
+
+
+# --- dispatch and receipt -----------------------------------------------------------------
+
+
+def dispatch_order(
+    session: Session,
+    *,
+    order: DoseOrder,
+    actor: User,
+    scanned_label: str,
+    shipper: str,
+    temperature_logger: str,
+    transit: str,
+) -> Material:
+    """Run the dispatch gate with the order's identity, then hand the dose to the courier."""
+    if Role(actor.role) not in LAB_ROLES:
+        raise RuleViolation(f"a {actor.role} account cannot dispatch")
+    if order.status != OrderStatus.ALLOCATED or order.dose_material_id is None:
+        raise RuleViolation(
+            f"order {order.number} is {order.status}; only an allocated order is dispatched"
+        )
+    dose = session.get(Material, order.dose_material_id)
+    patient = session.get(Patient, order.patient_id)
+    assert dose is not None and patient is not None
+    request = DispatchRequest(
+        recipient_coi=patient.coi_id,
+        identifier_1=patient.identifier_1,
+        identifier_2=patient.identifier_2,
+        planned_use_at=order.planned_use_at,
+        transit=transit,
+        scanned_label=scanned_label,
+        shipper=shipper,
+        temperature_logger=temperature_logger,
+    )
+    dispatch_verify(session, dose=dose, request=request, actor=actor)
+    transition(session, material=dose, to_state="IN_TRANSIT", actor=actor)
+    hand_over(
+        session,
+        material=dose,
+        to_custodian=f"courier:{shipper.strip()}"[:120],
+        actor=actor,
+        reason=f"order {order.number}; logger {temperature_logger}",
+    )
+    _set_status(
+        session,
+        order,
+        OrderStatus.DISPATCHED,
+        actor,
+        shipper=shipper,
+        temperature_logger=temperature_logger,
+    )
+    return dose
+
+
+def confirm_receipt(
+    session: Session,
+    *,
+    order: DoseOrder,
+    actor: User,
+    received_at: datetime,
+    temperature: object,
+    received_by: str,
+) -> DoseOrder:
+    """The clinic confirms the dose arrived: when, at what temperature, who took it."""
+    if Role(actor.role) not in (LAB_ROLES | {Role.CLINIC}):
+        raise RuleViolation(f"a {actor.role} account cannot confirm receipt")
+    if order.status != OrderStatus.DISPATCHED or order.dose_material_id is None:
+        raise RuleViolation(
+            f"order {order.number} is {order.status}; only a dispatched order can be received"
+        )
+    if received_at.tzinfo is None or received_at > utcnow() + timedelta(minutes=5):
+        raise InvalidInput(
+            "receipt time must be a time-zoned time, not in the future", field="received_at"
+        )
+    temp = parse_quantity(temperature, QuantityKind.TEMPERATURE, field="temperature")
+    if not isinstance(received_by, str) or not received_by.strip():
+        raise InvalidInput("who received the dose is required", field="received_by")
+    dose = session.get(Material, order.dose_material_id)
+    clinic = session.get(Clinic, order.clinic_id)
+    assert dose is not None and clinic is not None
+    hand_over(
+        session,
+        material=dose,
+        to_custodian=f"clinic:{clinic.code}",
+        actor=actor,
+        reason=f"received {received_at:%Y-%m-%d %H:%M} UTC at {temp} by {received_by.strip()}",
+    )
+    transition(session, material=dose, to_state="RECEIVED_AT_CLINIC", actor=actor)
+    order.received_at = received_at
+    order.received_temperature = temp.canonical
+    order.received_by = received_by.strip()[:200]
+    _set_status(
+        session,
+        order,
+        OrderStatus.RECEIVED,
+        actor,
+        received_at=received_at,
+        temperature=temp,
+        received_by=order.received_by,
+    )
+    return order
+
+
+def dose_of(session: Session, *, order: DoseOrder) -> Material | None:
+    return session.get(Material, order.dose_material_id) if order.dose_material_id else None
