@@ -1,6 +1,8 @@
 """Import every table so that metadata (migrations, tests) sees the whole schema."""
 
+from lims.auth.models import ApiKey, IdempotencyRecord
 from lims.custody.models import CustodyEvent, CustodyHead, CustodyMaterial
+from lims.idempotency.models import FlowIdempotency
 from lims.materials.models import IdSequence, LineageEdge, Material, StorageLocation
 from lims.models_base import metadata
 from lims.orders.models import DoseOrder
@@ -11,6 +13,7 @@ from lims.sops.models import SopVersion
 from lims.steps.models import Step, StepCorrection, StepInput, StepLoss, StepResource
 
 __all__ = [
+    "ApiKey",
     "Clinic",
     "CustodyEvent",
     "CustodyHead",
@@ -18,7 +21,9 @@ __all__ = [
     "Deviation",
     "DonorEligibility",
     "DoseOrder",
+    "FlowIdempotency",
     "IdSequence",
+    "IdempotencyRecord",
     "Instrument",
     "LineageEdge",
     "Material",

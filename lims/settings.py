@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_SECRET = "dev-only-secret-change-me"
+DEV_SECRET = "dev-only-secret-change-me-before-any-real-use"
 DEFAULT_SQLITE_PATH = Path("var") / "lims.db"
 
 
@@ -26,11 +26,21 @@ class Settings(BaseSettings):
     max_password_failures: int = 5
     lockout_minutes: int = 15
     min_password_length: int = 12
+    # argon2id cost (argon2-cffi defaults); tests lower it, production refuses less than
+    # OWASP's minimum (19 MiB, 2 passes).
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> "Settings":
         if self.environment == "production" and self.secret_key == DEV_SECRET:
             raise ValueError("LIMS_SECRET_KEY must be set to a real secret in production")
+        if len(self.secret_key) < 32:
+            raise ValueError("LIMS_SECRET_KEY needs at least 32 characters (HS256 key)")
+        if self.environment == "production" and (
+            self.argon2_memory_kib < 19456 or self.argon2_time_cost < 2
+        ):
+            raise ValueError("argon2 cost below OWASP's minimum (19 MiB, 2 passes)")
         if self.environment == "production" and self.database_url.startswith("sqlite"):
             raise ValueError("production runs on PostgreSQL: set LIMS_DATABASE_URL")
         code = self.facility_code

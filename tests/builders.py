@@ -254,8 +254,8 @@ class Lab:
         )
         return cm
 
-    def lot(self, *, released: bool = True) -> str:
-        cm = self.cm_batch("61 mL")  # 60 mL after clarification
+    def lot(self, *, released: bool = True, cm: str | None = None) -> str:
+        cm = cm or self.cm_batch("61 mL")  # 60 mL after clarification
         result = self.step(
             "AAPE-FILL",
             101,

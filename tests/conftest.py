@@ -22,6 +22,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 os.environ.setdefault("LIMS_ENVIRONMENT", "test")
+# Cheap password hashing in tests only (production refuses these values).
+os.environ.setdefault("LIMS_ARGON2_TIME_COST", "1")
+os.environ.setdefault("LIMS_ARGON2_MEMORY_KIB", "1024")
 
 from lims import migrate
 from lims.db import make_engine, utcnow, write_session

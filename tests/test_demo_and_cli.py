@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -56,13 +57,26 @@ def test_cli_upgrade_and_demo_on_a_fresh_file(tmp_path: Path) -> None:
 
 
 def test_settings_refuse_unsafe_production_defaults() -> None:
+    strong: dict[str, Any] = {"argon2_time_cost": 3, "argon2_memory_kib": 65536}
     with pytest.raises(ValueError, match="LIMS_SECRET_KEY"):
-        Settings(environment="production", database_url="postgresql+psycopg://x/y")
+        Settings(environment="production", database_url="postgresql+psycopg://x/y", **strong)
     with pytest.raises(ValueError, match="PostgreSQL"):
-        Settings(environment="production", secret_key="s" * 40)
+        Settings(environment="production", secret_key="s" * 40, **strong)
+    with pytest.raises(ValueError, match="OWASP"):
+        Settings(
+            environment="production",
+            secret_key="s" * 40,
+            database_url="postgresql+psycopg://x/y",
+            argon2_memory_kib=1024,
+        )
+    with pytest.raises(ValueError, match="at least 32"):
+        Settings(secret_key="short")
     with pytest.raises(ValueError, match="ISBT 128 FIN"):
         Settings(facility_code="x1")
     ok = Settings(
-        environment="production", secret_key="s" * 40, database_url="postgresql+psycopg://x/y"
+        environment="production",
+        secret_key="s" * 40,
+        database_url="postgresql+psycopg://x/y",
+        **strong,
     )
     assert ok.environment == "production"

@@ -44,7 +44,7 @@ class DispatchRequest:
     identifier_1: str
     identifier_2: str
     planned_use_at: datetime
-    transit: str | Quantity  # e.g. "18 h"
+    transit: str | dict[str, str] | Quantity  # e.g. "18 h" or {"value": "18", "unit": "h"}
     scanned_label: str
     shipper: str
     temperature_logger: str
@@ -122,8 +122,14 @@ def check_dispatch(
     try:
         scanned = parse_material_id(request.scanned_label)
         if scanned != dose.material_id:
+            other = session.exec(
+                select(Material).where(col(Material.material_id) == scanned)
+            ).first()
+            owner_id = (other.recipient_id or other.patient_id) if other else None
+            owner = session.get(Patient, owner_id) if owner_id else None
+            whose = f" (a {other.kind} for {owner.coi_id})" if other and owner else ""
             failures.append(
-                f"label: scanned {format_material_id(scanned)}, expected "
+                f"label: scanned {format_material_id(scanned)}{whose}, expected "
                 f"{format_material_id(dose.material_id)}"
             )
     except LimsError as exc:

@@ -63,8 +63,10 @@ def parse_coi_id(text: str) -> str:
     """Return the canonical chain-of-identity id, or raise InvalidInput."""
     compact = _SEPARATORS.sub("", text or "").upper()
     if not compact.startswith(COI_PREFIX) or len(compact) != len(COI_PREFIX) + 9:
-        raise InvalidInput(f"{text!r} is not a chain-of-identity id (COI-XXXX-XXXX-C)")
+        raise InvalidInput(
+            f"{text!r} is not a chain-of-identity id (COI-XXXX-XXXX-C)", field="coi_id"
+        )
     body = compact[len(COI_PREFIX) :]
     if not is_valid(body):
-        raise InvalidInput(f"{text!r} has a wrong check character")
+        raise InvalidInput(f"{text!r} has a wrong check character", field="coi_id")
     return f"{COI_PREFIX}-{body[:4]}-{body[4:8]}-{body[8]}"

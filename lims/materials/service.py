@@ -107,8 +107,10 @@ def register_material(
     expires_at: datetime | None = None,
     container: str | None = None,
     location: StorageLocation | None = None,
+    custodian: str | None = None,
 ) -> Material:
-    """Register starting material arriving at the lab (lipoaspirate, scalp biopsy)."""
+    """Register starting material (lipoaspirate, scalp biopsy): announced by its clinic or
+    registered on arrival at the lab."""
     machine = machine_for(kind)
     if state not in machine.initial:
         raise IllegalTransition(
@@ -136,7 +138,7 @@ def register_material(
         collected_at=collected_at,
         expires_at=expires_at,
         container=container,
-        custodian=lab_custodian(),
+        custodian=custodian or lab_custodian(),
         created_by_id=actor.id,  # type: ignore[arg-type]
         created_at=now,
         updated_at=now,

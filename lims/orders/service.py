@@ -22,7 +22,7 @@ from lims.orders.models import DoseOrder, OrderStatus, Product
 from lims.parties.models import Clinic, Patient, Role, User
 from lims.qc.service import current_results
 from lims.steps.service import InputBooking, OutputRequest, record_step
-from lims.units import Quantity, QuantityKind, parse_quantity
+from lims.units import KINDS, Quantity, QuantityKind, parse_quantity
 
 # Each AAPE vial is reconstituted in 4 mL (AAPE-LOT-SPEC v1 appearance/reconstitution test;
 # a 4 mL dose is the basis of the endotoxin limit, domain.md B). Data, with its source.
@@ -104,8 +104,8 @@ def _dose(product: Product, raw: object) -> Quantity:
         try:
             q = parse_quantity(raw, kind, field="dose")
         except InvalidInput as exc:
-            if not exc.message.startswith("expected "):
-                raise  # the right dimension, but negative, fractional vials, too large...
+            if not exc.message.startswith(f"expected {KINDS[kind].noun},"):
+                raise  # not a wrong dimension: negative, not a number, too large...
             last = last or exc
             continue
         if q.canonical <= 0:

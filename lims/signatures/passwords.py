@@ -14,7 +14,12 @@ from lims.errors import InvalidInput, LimsError
 from lims.parties.models import User
 from lims.settings import get_settings
 
-_hasher = PasswordHasher()
+
+def _hasher() -> PasswordHasher:
+    settings = get_settings()
+    return PasswordHasher(
+        time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib
+    )
 
 
 class AuthenticationFailed(LimsError):
@@ -39,7 +44,7 @@ def set_password(session: Session, *, user: User, password: str, actor: User | N
         )
     if user.username.lower() in password.lower():
         raise InvalidInput("a password may not contain the user name", field="password")
-    user.password_hash = _hasher.hash(password)
+    user.password_hash = _hasher().hash(password)
     user.failed_password_attempts = 0
     user.locked_until = None
     session.add(user)
@@ -67,7 +72,7 @@ def check_password(session: Session, *, user: User, password: str) -> None:
     ok = False
     if user.password_hash and isinstance(password, str):
         try:
-            ok = _hasher.verify(user.password_hash, password)
+            ok = _hasher().verify(user.password_hash, password)
         except (VerificationError, InvalidHashError):
             ok = False
     if ok:

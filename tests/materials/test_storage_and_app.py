@@ -41,16 +41,13 @@ def test_one_material_per_position_and_positions_freed_at_end(engine: Engine, wo
         assert moved.location_id == box_id
 
 
-def test_read_only_app_lists_materials_and_lineage(
-    engine: Engine, world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_read_only_app_lists_materials_and_lineage(engine: Engine, world: World) -> None:
     import api.app
     from lims.migrate import head_revision
 
     lab = Lab.start(engine, world)
     svf = lab.svf()
-    monkeypatch.setattr(api.app, "make_engine", lambda: engine)
-    client = TestClient(api.app.create_app())
+    client = TestClient(api.app.create_app(engine))
     assert client.get("/health").json() == {
         "status": "ok",
         "database_revision": head_revision(),

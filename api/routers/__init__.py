@@ -1,0 +1,1 @@
+"""Routers per audience: auth, clinic, lab, qa, audit, admin."""

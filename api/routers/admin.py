@@ -1,0 +1,110 @@
+"""For administrators: clinics, users (with passwords), instruments, reagent lots."""
+
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import AwareDatetime, BaseModel, Field
+from sqlmodel import col, select
+
+from api.schemas import Strict, UserOut
+from api.security import AdminUser, EngineDep
+from lims.db import write_session
+from lims.errors import NotFound
+from lims.parties.models import Clinic, Role
+from lims.parties.service import add_instrument, add_reagent_lot, create_clinic, create_user
+from lims.signatures.passwords import set_password
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+class ClinicIn(Strict):
+    code: str = Field(min_length=2, max_length=16, pattern=r"^[A-Za-z0-9-]+$")
+    name: str = Field(min_length=1, max_length=200)
+
+
+@router.post("/clinics", status_code=201)
+def new_clinic(engine: EngineDep, user: AdminUser, body: ClinicIn) -> dict[str, str]:
+    with write_session(engine) as session:
+        clinic = create_clinic(session, code=body.code, name=body.name, actor=user)
+        return {"code": clinic.code, "name": clinic.name}
+
+
+class UserIn(Strict):
+    username: str = Field(min_length=2, max_length=64, pattern=r"^[a-z0-9._-]+$")
+    printed_name: str = Field(min_length=1, max_length=200)
+    role: Literal["technician", "qa", "clinic", "auditor", "admin"]
+    clinic_code: str | None = Field(default=None, max_length=16)
+    password: str = Field(min_length=1, max_length=256)
+
+
+@router.post("/users", status_code=201, response_model=UserOut)
+def new_user(engine: EngineDep, user: AdminUser, body: UserIn) -> UserOut:
+    with write_session(engine) as session:
+        clinic = None
+        if body.clinic_code:
+            clinic = session.exec(
+                select(Clinic).where(col(Clinic.code) == body.clinic_code.upper())
+            ).first()
+            if clinic is None:
+                raise NotFound(f"no clinic {body.clinic_code}", field="clinic_code")
+        created = create_user(
+            session,
+            username=body.username,
+            printed_name=body.printed_name,
+            role=Role(body.role),
+            clinic=clinic,
+            actor=user,
+        )
+        set_password(session, user=created, password=body.password, actor=user)
+        return UserOut(
+            username=created.username,
+            printed_name=created.printed_name,
+            role=created.role,
+            clinic=clinic.code if clinic else None,
+        )
+
+
+class InstrumentIn(Strict):
+    asset_tag: str = Field(min_length=1, max_length=32)
+    instrument_type: str = Field(min_length=1, max_length=40)
+    name: str = Field(min_length=1, max_length=200)
+    calibration_due: AwareDatetime
+
+
+class CreatedOut(BaseModel):
+    id: int
+
+
+@router.post("/instruments", status_code=201, response_model=CreatedOut)
+def new_instrument(engine: EngineDep, user: AdminUser, body: InstrumentIn) -> CreatedOut:
+    with write_session(engine) as session:
+        inst = add_instrument(
+            session,
+            asset_tag=body.asset_tag,
+            instrument_type=body.instrument_type,
+            name=body.name,
+            calibration_due=body.calibration_due,
+            actor=user,
+        )
+        return CreatedOut(id=inst.id or 0)
+
+
+class ReagentIn(Strict):
+    reagent_type: str = Field(min_length=1, max_length=40)
+    lot_number: str = Field(min_length=1, max_length=64)
+    supplier: str = Field(min_length=1, max_length=200)
+    expires_at: AwareDatetime
+
+
+@router.post("/reagent-lots", status_code=201, response_model=CreatedOut)
+def new_reagent_lot(engine: EngineDep, user: AdminUser, body: ReagentIn) -> CreatedOut:
+    with write_session(engine) as session:
+        lot = add_reagent_lot(
+            session,
+            reagent_type=body.reagent_type,
+            lot_number=body.lot_number,
+            supplier=body.supplier,
+            expires_at=body.expires_at,
+            actor=user,
+        )
+        return CreatedOut(id=lot.id or 0)

@@ -1,0 +1,199 @@
+"""For auditors (read-only): lineage, custody history, signatures, chain verification,
+exports as JSON Lines (verifiable offline) and CSV."""
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime, BaseModel
+
+from api.schemas import QuantityOut, q_out
+from api.security import AuditUser, EngineDep
+from lims.custody.ledger import as_dict, export_jsonl, history, verify_chain
+from lims.db import read_session
+from lims.materials.service import ancestors, descendants, get_material
+from lims.signatures.service import signatures_for
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+class LineageNode(BaseModel):
+    material_id: str
+    kind: str
+    state: str
+    depth: int
+    initial: QuantityOut
+    remaining: QuantityOut
+
+
+class LineageOut(BaseModel):
+    material_id: str
+    ancestors: list[LineageNode]
+    descendants: list[LineageNode]
+
+
+@router.get("/materials/{material_id}/lineage", response_model=LineageOut)
+def lineage(engine: EngineDep, user: AuditUser, material_id: str) -> LineageOut:
+    with read_session(engine) as session:
+        m = get_material(session, material_id)
+
+        def nodes(rows: list[Any]) -> list[LineageNode]:
+            return [
+                LineageNode(
+                    material_id=r.material_id,
+                    kind=r.kind,
+                    state=r.state,
+                    depth=r.depth,
+                    initial=q_out(r.initial),
+                    remaining=q_out(r.remaining),
+                )
+                for r in rows
+            ]
+
+        return LineageOut(
+            material_id=m.material_id,
+            ancestors=nodes(ancestors(session, material=m)),
+            descendants=nodes(descendants(session, material=m)),
+        )
+
+
+@router.get("/materials/{material_id}/custody")
+def custody(engine: EngineDep, user: AuditUser, material_id: str) -> list[dict[str, Any]]:
+    """Every custody event naming the material, oldest first."""
+    with read_session(engine) as session:
+        m = get_material(session, material_id)
+        return [as_dict(e) for e in history(session, material_id=m.material_id)]
+
+
+class SignatureCheckOut(BaseModel):
+    printed_name: str
+    role: str
+    meaning: str
+    record_type: str
+    signed_at: datetime
+    record_sha256: str
+    valid: bool
+    detail: str
+
+
+@router.get("/materials/{material_id}/signatures", response_model=list[SignatureCheckOut])
+def signatures(engine: EngineDep, user: AuditUser, material_id: str) -> list[SignatureCheckOut]:
+    """Signatures on the material and its batch record, each verified now."""
+    with read_session(engine) as session:
+        m = get_material(session, material_id)
+        checks = [
+            *signatures_for(session, record_type="material", record_id=m.material_id),
+            *signatures_for(session, record_type="batch_record", record_id=m.material_id),
+        ]
+        return [
+            SignatureCheckOut(
+                printed_name=c.signature.printed_name,
+                role=c.signature.role,
+                meaning=c.signature.meaning,
+                record_type=c.signature.record_type,
+                signed_at=c.signature.signed_at,
+                record_sha256=c.signature.record_sha256,
+                valid=c.valid,
+                detail=c.detail,
+            )
+            for c in checks
+        ]
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    events: int
+    last_seq: int | None
+    head: str
+    broken_seq: int | None
+    problem: str | None
+
+
+@router.get("/verify", response_model=VerifyOut)
+def verify(engine: EngineDep, user: AuditUser) -> VerifyOut:
+    """Recompute the whole custody chain."""
+    with read_session(engine) as session:
+        r = verify_chain(session)
+    return VerifyOut(
+        ok=r.ok,
+        events=r.events,
+        last_seq=r.last_seq,
+        head=r.last_hash,
+        broken_seq=r.broken_seq,
+        problem=r.problem,
+    )
+
+
+Since = Annotated[AwareDatetime | None, Query(description="events from this time on")]
+
+
+@router.get("/exports/custody.jsonl", response_class=StreamingResponse)
+def export_json_lines(engine: EngineDep, user: AuditUser, since: Since = None) -> StreamingResponse:
+    """The ledger as JSON Lines: check it offline with python -m lims.custody.verify."""
+
+    def lines() -> Iterator[str]:
+        with read_session(engine) as session:
+            for line in export_jsonl(session, since=since):
+                yield line + "\n"
+
+    return StreamingResponse(
+        lines(),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": "attachment; filename=custody.jsonl"},
+    )
+
+
+COLUMNS = [
+    "seq",
+    "occurred_at",
+    "actor",
+    "actor_role",
+    "action",
+    "entity",
+    "entity_id",
+    "materials",
+    "from",
+    "to",
+    "reason",
+    "old",
+    "new",
+    "corrects_seq",
+    "prev_hash",
+    "hash",
+]
+
+
+@router.get("/exports/custody.csv", response_class=StreamingResponse)
+def export_csv(engine: EngineDep, user: AuditUser, since: Since = None) -> StreamingResponse:
+    """The ledger as CSV for spreadsheets (the JSON Lines export is the verifiable one)."""
+    import json
+
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(COLUMNS)
+        with read_session(engine) as session:
+            for line in export_jsonl(session, since=since):
+                event = json.loads(line)
+                writer.writerow(
+                    [
+                        json.dumps(event[c], ensure_ascii=False, sort_keys=True)
+                        if isinstance(event[c], dict | list)
+                        else event[c]
+                        for c in COLUMNS
+                    ]
+                )
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv",
+        headers={"Content-Disposition": "attachment; filename=custody.csv"},
+    )

@@ -1,0 +1,297 @@
+"""For clinics: patients, harvests, dose orders, receipt, API keys. Everything is scoped to
+the caller's clinic; another clinic's ids are answered with 404."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from sqlmodel import Session, col, select
+
+from api import idempotency
+from api.schemas import (
+    MAX_PAGE,
+    ApiKeyIn,
+    ApiKeyOut,
+    HarvestIn,
+    MaterialOut,
+    OrderIn,
+    OrderOut,
+    Page,
+    PatientIn,
+    PatientOut,
+    ReasonIn,
+    ReceiptIn,
+    material_out,
+    order_out,
+    page,
+    patient_out,
+)
+from api.security import ClinicUser, EngineDep
+from lims.auth.service import api_keys_of, create_api_key, revoke_api_key
+from lims.db import read_session, write_session
+from lims.errors import InvalidInput
+from lims.materials.kinds import MaterialKind, Use
+from lims.materials.service import hand_over, register_material
+from lims.orders.models import DoseOrder
+from lims.orders.service import (
+    cancel_order,
+    confirm_receipt,
+    order_for,
+    patient_for,
+    place_order,
+)
+from lims.parties.models import Clinic, DonorType, Patient, User
+from lims.parties.service import register_patient
+from lims.units import QuantityKind, parse_quantity
+
+router = APIRouter(prefix="/clinic", tags=["clinic"])
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", description="retry-safe key for this POST")
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+
+
+def _clinic(session: Session, actor: User) -> Clinic:
+    clinic = session.get(Clinic, actor.clinic_id)
+    assert clinic is not None  # a clinic account always has its clinic
+    return clinic
+
+
+@router.post("/patients", status_code=201, response_model=PatientOut)
+def create_patient(
+    request: Request,
+    engine: EngineDep,
+    user: ClinicUser,
+    body: PatientIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Register a patient; the pseudonymous chain-of-identity id is returned."""
+
+    def handle(session: Session, actor: User) -> object:
+        clinic = _clinic(session, actor)
+        return patient_out(
+            register_patient(
+                session,
+                clinic=clinic,
+                identifier_1=body.identifier_1,
+                identifier_2=body.identifier_2,
+                donor_type=DonorType(body.donor_type),
+                actor=actor,
+            )
+        )
+
+    return idempotency.run(
+        engine,
+        user=user,
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=body.model_dump(mode="json"),
+        status_code=201,
+        handler=handle,
+    )
+
+
+@router.get("/patients", response_model=Page[PatientOut])
+def list_patients(
+    engine: EngineDep, user: ClinicUser, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, object]:
+    with read_session(engine) as session:
+        rows = session.exec(
+            select(Patient)
+            .where(col(Patient.clinic_id) == user.clinic_id)
+            .order_by(col(Patient.id))
+            .offset(offset)
+            .limit(limit + 1)
+        ).all()
+        return page([patient_out(p) for p in rows], limit, offset)
+
+
+@router.get("/patients/{coi_id}", response_model=PatientOut)
+def get_patient(engine: EngineDep, user: ClinicUser, coi_id: str) -> PatientOut:
+    with read_session(engine) as session:
+        return patient_out(patient_for(session, actor=user, coi_id=coi_id))
+
+
+@router.post("/harvests", status_code=201, response_model=MaterialOut)
+def record_harvest(
+    request: Request,
+    engine: EngineDep,
+    user: ClinicUser,
+    body: HarvestIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Record a harvest and its hand-over to the courier that brings it to the lab."""
+
+    def handle(session: Session, actor: User) -> object:
+        patient = patient_for(session, actor=actor, coi_id=body.coi_id)
+        clinic = _clinic(session, actor)
+        lipo = body.kind == "lipoaspirate"
+        kind = QuantityKind.VOLUME if lipo else QuantityKind.MASS
+        if body.collected_at.tzinfo is None:
+            raise InvalidInput("collected_at needs a time zone", field="collected_at")
+        use = Use.ALLOGENEIC if patient.donor_type == "allogeneic_donor" else Use.AUTOLOGOUS
+        material = register_material(
+            session,
+            kind=MaterialKind(body.kind),
+            patient=patient,
+            use=use,
+            quantity=parse_quantity(body.quantity, kind, field="quantity"),
+            actor=actor,
+            state="EXPECTED" if lipo else "COLLECTED",
+            collected_at=body.collected_at,
+            custodian=f"clinic:{clinic.code}",
+        )
+        hand_over(
+            session,
+            material=material,
+            to_custodian=f"courier:{body.courier}",
+            actor=actor,
+            reason="shipped to the lab",
+        )
+        return material_out(session, material)
+
+    return idempotency.run(
+        engine,
+        user=user,
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=body.model_dump(mode="json"),
+        status_code=201,
+        handler=handle,
+    )
+
+
+@router.post("/orders", status_code=201, response_model=OrderOut)
+def create_order(
+    request: Request, engine: EngineDep, user: ClinicUser, body: OrderIn, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Order one dose for one treatment session of the clinic's patient."""
+
+    def handle(session: Session, actor: User) -> object:
+        patient = patient_for(session, actor=actor, coi_id=body.coi_id)
+        order = place_order(
+            session,
+            actor=actor,
+            patient=patient,
+            product=body.product,
+            dose=body.dose,
+            session_number=body.session_number,
+            sessions_total=body.sessions_total,
+            planned_use_at=body.planned_use_at,
+            ship_to=body.ship_to,
+            prescriber=body.prescriber,
+            consent_ref=body.consent_ref,
+            notes=body.notes,
+        )
+        return order_out(session, order)
+
+    return idempotency.run(
+        engine,
+        user=user,
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=body.model_dump(mode="json"),
+        status_code=201,
+        handler=handle,
+    )
+
+
+@router.get("/orders", response_model=Page[OrderOut])
+def list_orders(
+    engine: EngineDep,
+    user: ClinicUser,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+) -> dict[str, object]:
+    with read_session(engine) as session:
+        query = select(DoseOrder).where(col(DoseOrder.clinic_id) == user.clinic_id)
+        if status:
+            query = query.where(col(DoseOrder.status) == status.upper())
+        rows = session.exec(query.order_by(col(DoseOrder.id)).offset(offset).limit(limit + 1)).all()
+        return page([order_out(session, o) for o in rows], limit, offset)
+
+
+@router.get("/orders/{number}", response_model=OrderOut)
+def get_order(engine: EngineDep, user: ClinicUser, number: str) -> OrderOut:
+    """Status, the allocated dose's id and expiry, and its label data."""
+    with read_session(engine) as session:
+        return order_out(session, order_for(session, actor=user, number=number))
+
+
+@router.post("/orders/{number}/cancel", response_model=OrderOut)
+def cancel(engine: EngineDep, user: ClinicUser, number: str, body: ReasonIn) -> OrderOut:
+    """Cancel an order that has not been dispatched."""
+    with write_session(engine) as session:
+        order = order_for(session, actor=user, number=number, lock=True)
+        return order_out(
+            session, cancel_order(session, order=order, actor=user, reason=body.reason)
+        )
+
+
+@router.post("/orders/{number}/receipt", response_model=OrderOut)
+def receive(
+    request: Request,
+    engine: EngineDep,
+    user: ClinicUser,
+    number: str,
+    body: ReceiptIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Confirm the dose arrived: when, the temperature on arrival, who received it."""
+
+    def handle(session: Session, actor: User) -> object:
+        order = order_for(session, actor=actor, number=number, lock=True)
+        return order_out(
+            session,
+            confirm_receipt(
+                session,
+                order=order,
+                actor=actor,
+                received_at=body.received_at,
+                temperature=body.temperature,
+                received_by=body.received_by,
+            ),
+        )
+
+    return idempotency.run(
+        engine,
+        user=user,
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=body.model_dump(mode="json"),
+        status_code=200,
+        handler=handle,
+    )
+
+
+@router.post("/api-keys", status_code=201, response_model=ApiKeyOut)
+def new_api_key(engine: EngineDep, user: ClinicUser, body: ApiKeyIn) -> ApiKeyOut:
+    """A key for the clinic's own system (send it as X-API-Key); shown only this once."""
+    with write_session(engine) as session:
+        key, full = create_api_key(session, actor=user, name=body.name)
+        return ApiKeyOut(
+            prefix=key.prefix, name=key.name, created_at=key.created_at, revoked_at=None, key=full
+        )
+
+
+@router.get("/api-keys", response_model=list[ApiKeyOut])
+def list_api_keys(engine: EngineDep, user: ClinicUser) -> list[ApiKeyOut]:
+    with read_session(engine) as session:
+        return [
+            ApiKeyOut(
+                prefix=k.prefix, name=k.name, created_at=k.created_at, revoked_at=k.revoked_at
+            )
+            for k in api_keys_of(session, actor=user)
+        ]
+
+
+@router.delete("/api-keys/{prefix}", status_code=204)
+def revoke(engine: EngineDep, user: ClinicUser, prefix: str) -> None:
+    with write_session(engine) as session:
+        revoke_api_key(session, actor=user, prefix=prefix)

@@ -1,0 +1,603 @@
+"""For the lab: receive shipments, record steps against the SOP in force, QC results,
+deviations, storage, allocation, dispatch, signatures."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, Field
+from sqlmodel import Session, col, select
+
+from api import idempotency
+from api.schemas import (
+    MAX_PAGE,
+    DbId,
+    MaterialOut,
+    OrderOut,
+    Page,
+    Strict,
+    material_out,
+    order_out,
+    page,
+)
+from api.security import EngineDep, LabUser
+from lims.db import read_session, write_session
+from lims.errors import NotFound
+from lims.identity.codes import parse_material_id
+from lims.materials.models import Material, StorageLocation
+from lims.materials.service import (
+    add_storage_location,
+    get_material,
+    hand_over,
+    lab_custodian,
+    move_material,
+    transition,
+)
+from lims.orders.models import DoseOrder
+from lims.orders.service import allocate_order, dispatch_order, order_for
+from lims.parties.models import User
+from lims.qc.models import QcResult
+from lims.qc.service import close_deviation, correct_result, enter_result, get_deviation
+from lims.qc.service import open_deviation as open_deviation_service
+from lims.signatures.models import Meaning
+from lims.signatures.service import sign
+from lims.sops.catalog import SOPS
+from lims.sops.service import definition_of, sop_in_force
+from lims.steps.models import Step, StepInput
+from lims.steps.service import InputBooking, LossBooking, OutputRequest, record_step
+from lims.units import QuantityKind, parse_quantity
+
+router = APIRouter(prefix="/lab", tags=["lab"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+
+
+class ReceiveIn(Strict):
+    material_id: str
+    transport_note: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/receipts", response_model=MaterialOut)
+def receive_shipment(
+    request: Request, engine: EngineDep, user: LabUser, body: ReceiveIn, key: IdempotencyKey = None
+) -> JSONResponse:
+    """A shipment arrives: the lab takes custody and the material enters quarantine."""
+
+    def handle(session: Session, actor: User) -> object:
+        material = get_material(session, body.material_id, lock=True)
+        hand_over(
+            session,
+            material=material,
+            to_custodian=lab_custodian(),
+            actor=actor,
+            reason=body.transport_note or "received at the lab",
+        )
+        transition(session, material=material, to_state="RECEIVED", actor=actor)
+        return material_out(session, material)
+
+    return idempotency.run(
+        engine,
+        user=user,
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=body.model_dump(mode="json"),
+        status_code=200,
+        handler=handle,
+    )
+
+
+class InputIn(Strict):
+    material_id: str
+    quantity: Any = Field(default=None, examples=["100 mL"])
+
+
+class OutputIn(Strict):
+    quantity: Any = Field(examples=["1.9e7 cells"])
+    container: str | None = Field(default=None, max_length=64)
+
+
+class LossIn(Strict):
+    material_id: str
+    quantity: Any
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class StepIn(Strict):
+    sop_code: str = Field(max_length=32, examples=["SVF-SEP"])
+    inputs: list[InputIn] = Field(min_length=1, max_length=50)
+    outputs: list[OutputIn] = Field(default_factory=list, max_length=50)
+    losses: list[LossIn] = Field(default_factory=list, max_length=50)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    instrument_ids: list[DbId] = Field(default_factory=list, max_length=20)
+    reagent_lot_ids: list[DbId] = Field(default_factory=list, max_length=20)
+    performed_at: AwareDatetime | None = None
+    notes: str | None = Field(default=None, max_length=2000)
+
+
+class StepOut(BaseModel):
+    id: int
+    sop: str
+    outcome: str
+    performed_at: datetime
+    parameters: dict[str, Any]
+    warnings: list[str]
+    acceptance_failures: list[str]
+    inputs: list[str]
+    outputs: list[MaterialOut]
+
+
+@router.post("/steps", status_code=201, response_model=StepOut)
+def create_step(
+    request: Request, engine: EngineDep, user: LabUser, body: StepIn, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Record a process step against the SOP version in force; every problem is named."""
+
+    def handle(session: Session, actor: User) -> object:
+        result = record_step(
+            session,
+            sop_code=body.sop_code,
+            actor=actor,
+            inputs=[InputBooking(i.material_id, i.quantity) for i in body.inputs],
+            outputs=[OutputRequest(o.quantity, container=o.container) for o in body.outputs],
+            losses=[LossBooking(x.material_id, x.quantity, x.reason) for x in body.losses],
+            parameters=body.parameters,
+            instrument_ids=body.instrument_ids,
+            reagent_lot_ids=body.reagent_lot_ids,
+            performed_at=body.performed_at,
+            notes=body.notes,
+        )
+        step = result.step
+        return StepOut(
+            id=step.id or 0,
+            sop=step.sop_code,
+            outcome=step.outcome,
+            performed_at=step.performed_at,
+            parameters=step.parameters,
+            warnings=step.warnings,
+            acceptance_failures=step.acceptance_failures,
+            inputs=[m.material_id for m in result.inputs],
+            outputs=[material_out(session, m) for m in result.outputs],
+        )
+
+    return idempotency.run(
+        engine,
+        user=user,
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=body.model_dump(mode="json"),
+        status_code=201,
+        handler=handle,
+    )
+
+
+@router.get("/sops")
+def list_sops(engine: EngineDep, user: LabUser) -> list[dict[str, Any]]:
+    """The SOP versions in force, with their typed parameters."""
+    with read_session(engine) as session:
+        return [
+            definition_of(sop_in_force(session, code=s.code)).model_dump(mode="json")
+            for s in SOPS
+            if s.version == 1
+        ]
+
+
+@router.get("/materials", response_model=Page[MaterialOut])
+def list_materials(
+    engine: EngineDep,
+    user: LabUser,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    kind: Annotated[str | None, Query(max_length=24)] = None,
+    state: Annotated[str | None, Query(max_length=24)] = None,
+    created_after: AwareDatetime | None = None,
+) -> dict[str, object]:
+    with read_session(engine) as session:
+        query = select(Material)
+        if kind:
+            query = query.where(col(Material.kind) == kind)
+        if state:
+            query = query.where(col(Material.state) == state.upper())
+        if created_after:
+            query = query.where(col(Material.created_at) >= created_after)
+        rows = session.exec(query.order_by(col(Material.id)).offset(offset).limit(limit + 1)).all()
+        return page([material_out(session, m) for m in rows], limit, offset)
+
+
+@router.get("/materials/{material_id}", response_model=MaterialOut)
+def get_one(engine: EngineDep, user: LabUser, material_id: str) -> MaterialOut:
+    with read_session(engine) as session:
+        return material_out(session, get_material(session, material_id))
+
+
+class TransitionIn(Strict):
+    to_state: str = Field(max_length=24)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/materials/{material_id}/transitions", response_model=MaterialOut)
+def move_state(
+    engine: EngineDep, user: LabUser, material_id: str, body: TransitionIn
+) -> MaterialOut:
+    """Change state as the kind's state machine allows (refusals say why)."""
+    with write_session(engine) as session:
+        material = get_material(session, material_id, lock=True)
+        transition(
+            session,
+            material=material,
+            to_state=body.to_state.upper(),
+            actor=user,
+            reason=body.reason,
+        )
+        return material_out(session, material)
+
+
+class LocationIn(Strict):
+    site: str = Field(max_length=64)
+    freezer: str = Field(max_length=64)
+    rack: str = Field(max_length=32)
+    box: str = Field(max_length=32)
+    position: str = Field(max_length=16)
+    temperature: Any = Field(default=None, examples=["-80 degC"])
+
+
+class LocationOut(BaseModel):
+    id: int
+    label: str
+
+
+@router.post("/storage-locations", status_code=201, response_model=LocationOut)
+def new_location(engine: EngineDep, user: LabUser, body: LocationIn) -> LocationOut:
+    with write_session(engine) as session:
+        temp = (
+            parse_quantity(body.temperature, QuantityKind.TEMPERATURE, field="temperature")
+            if body.temperature is not None
+            else None
+        )
+        loc = add_storage_location(
+            session,
+            site=body.site,
+            freezer=body.freezer,
+            rack=body.rack,
+            box=body.box,
+            position=body.position,
+            actor=user,
+            temperature=temp,
+        )
+        return LocationOut(id=loc.id or 0, label=loc.label())
+
+
+class MoveIn(Strict):
+    location_id: DbId
+
+
+@router.post("/materials/{material_id}/moves", response_model=MaterialOut)
+def move(engine: EngineDep, user: LabUser, material_id: str, body: MoveIn) -> MaterialOut:
+    """Put a material in a storage position (one material per position)."""
+    with write_session(engine) as session:
+        location = session.get(StorageLocation, body.location_id)
+        if location is None:
+            raise NotFound(f"no storage location {body.location_id}", field="location_id")
+        material = get_material(session, material_id, lock=True)
+        move_material(session, material=material, location=location, actor=user)
+        return material_out(session, material)
+
+
+class QcIn(Strict):
+    material_id: str
+    test_code: str = Field(max_length=32)
+    value: Any = Field(examples=["no growth", "0.8 EU/mL"])
+    tested_at: AwareDatetime | None = None
+    method: str | None = Field(default=None, max_length=200)
+
+
+class QcOut(BaseModel):
+    id: int
+    material_id: str
+    test: str
+    value: str
+    unit: str | None
+    passed: bool | None
+    specification: str
+    corrects: int | None
+    reason: str | None
+
+
+def _qc_out(material_id: str, r: QcResult) -> QcOut:
+    return QcOut(
+        id=r.id or 0,
+        material_id=material_id,
+        test=r.test_code,
+        value=r.value_text,
+        unit=r.unit,
+        passed=r.passed,
+        specification=f"{r.spec_code} v{r.spec_version}",
+        corrects=r.corrects_id,
+        reason=r.reason,
+    )
+
+
+@router.post("/qc-results", status_code=201, response_model=QcOut)
+def new_result(
+    request: Request, engine: EngineDep, user: LabUser, body: QcIn, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Enter a QC result; an out-of-spec result holds the material and opens a deviation."""
+
+    def handle(session: Session, actor: User) -> object:
+        material = get_material(session, body.material_id, lock=True)
+        result = enter_result(
+            session,
+            material=material,
+            test_code=body.test_code,
+            value=body.value,
+            actor=actor,
+            tested_at=body.tested_at,
+            method=body.method,
+        )
+        return _qc_out(material.material_id, result)
+
+    return idempotency.run(
+        engine,
+        user=user,
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=body.model_dump(mode="json"),
+        status_code=201,
+        handler=handle,
+    )
+
+
+class CorrectionIn(Strict):
+    value: Any
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/qc-results/{result_id}/corrections", status_code=201, response_model=QcOut)
+def correct(
+    engine: EngineDep,
+    user: LabUser,
+    result_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
+    body: CorrectionIn,
+) -> QcOut:
+    """A corrected or retested value, referencing the result it replaces."""
+    with write_session(engine) as session:
+        original = session.get(QcResult, result_id)
+        if original is None:
+            raise NotFound(f"no QC result {result_id}")
+        material = session.get(Material, original.material_id)
+        assert material is not None
+        fixed = correct_result(
+            session, result=original, value=body.value, reason=body.reason, actor=user
+        )
+        return _qc_out(material.material_id, fixed)
+
+
+class DeviationIn(Strict):
+    material_id: str
+    description: str = Field(min_length=1, max_length=4000)
+
+
+class DeviationOut(BaseModel):
+    number: str
+    material_id: str
+    description: str
+    opened_at: datetime
+    closed_at: datetime | None
+    resolution: str | None
+
+
+@router.post("/deviations", status_code=201, response_model=DeviationOut)
+def open_deviation(engine: EngineDep, user: LabUser, body: DeviationIn) -> DeviationOut:
+    with write_session(engine) as session:
+        material = get_material(session, body.material_id)
+        d = open_deviation_service(
+            session, material=material, description=body.description, actor=user
+        )
+        return DeviationOut(
+            number=d.number,
+            material_id=material.material_id,
+            description=d.description,
+            opened_at=d.opened_at,
+            closed_at=None,
+            resolution=None,
+        )
+
+
+class CloseIn(Strict):
+    resolution: str = Field(min_length=1, max_length=4000)
+
+
+@router.post("/deviations/{number}/close", response_model=DeviationOut)
+def close(engine: EngineDep, user: LabUser, number: str, body: CloseIn) -> DeviationOut:
+    """QA closes a deviation with its resolution."""
+    with write_session(engine) as session:
+        d = close_deviation(
+            session,
+            deviation=get_deviation(session, number=number),
+            resolution=body.resolution,
+            actor=user,
+        )
+        material = session.get(Material, d.material_id)
+        assert material is not None
+        return DeviationOut(
+            number=d.number,
+            material_id=material.material_id,
+            description=d.description,
+            opened_at=d.opened_at,
+            closed_at=d.closed_at,
+            resolution=d.resolution,
+        )
+
+
+@router.get("/orders", response_model=Page[OrderOut])
+def orders(
+    engine: EngineDep,
+    user: LabUser,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+) -> dict[str, object]:
+    with read_session(engine) as session:
+        query = select(DoseOrder)
+        if status:
+            query = query.where(col(DoseOrder.status) == status.upper())
+        rows = session.exec(query.order_by(col(DoseOrder.id)).offset(offset).limit(limit + 1)).all()
+        return page([order_out(session, o) for o in rows], limit, offset)
+
+
+class AllocateIn(Strict):
+    lot_id: str | None = Field(default=None, description="a specific lot; default: FEFO")
+
+
+@router.post("/orders/{number}/allocation", response_model=OrderOut)
+def allocate(
+    request: Request,
+    engine: EngineDep,
+    user: LabUser,
+    number: str,
+    body: AllocateIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Allocate released stock (first expiry first out) with identity checked."""
+
+    def handle(session: Session, actor: User) -> object:
+        order = order_for(session, actor=actor, number=number)
+        lot = get_material(session, body.lot_id) if body.lot_id else None
+        allocate_order(session, order=order, actor=actor, lot=lot)
+        return order_out(session, order_for(session, actor=actor, number=number))
+
+    return idempotency.run(
+        engine,
+        user=user,
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=body.model_dump(mode="json"),
+        status_code=200,
+        handler=handle,
+    )
+
+
+class DispatchIn(Strict):
+    scanned_label: str = Field(max_length=40)
+    shipper: str = Field(max_length=100)
+    temperature_logger: str = Field(max_length=64)
+    transit: Any = Field(examples=["18 h"])
+
+
+@router.post("/orders/{number}/dispatch", response_model=OrderOut)
+def dispatch(
+    request: Request,
+    engine: EngineDep,
+    user: LabUser,
+    number: str,
+    body: DispatchIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Run the dispatch gate (every failed check is named) and hand over to the courier."""
+
+    def handle(session: Session, actor: User) -> object:
+        order = order_for(session, actor=actor, number=number, lock=True)
+        dispatch_order(
+            session,
+            order=order,
+            actor=actor,
+            scanned_label=body.scanned_label,
+            shipper=body.shipper,
+            temperature_logger=body.temperature_logger,
+            transit=body.transit,
+        )
+        return order_out(session, order)
+
+    return idempotency.run(
+        engine,
+        user=user,
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=body.model_dump(mode="json"),
+        status_code=200,
+        handler=handle,
+    )
+
+
+class SignIn(Strict):
+    password: str = Field(max_length=256, description="required every time (Part 11)")
+    meaning: Meaning
+    record_type: str = Field(max_length=32, examples=["material", "step", "batch_record"])
+    record_id: str = Field(max_length=64)
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class SignatureOut(BaseModel):
+    id: int
+    printed_name: str
+    meaning: str
+    record_type: str
+    record_id: str
+    record_sha256: str
+    signed_at: datetime
+
+
+@router.post("/signatures", status_code=201, response_model=SignatureOut)
+def new_signature(engine: EngineDep, user: LabUser, body: SignIn) -> SignatureOut:
+    """Sign the current version of a record; the password is asked every time."""
+    record_id = (
+        parse_material_id(body.record_id)
+        if body.record_type in ("material", "batch_record")
+        else body.record_id
+    )
+    with write_session(engine) as session:
+        actor = session.get(User, user.id)
+        assert actor is not None
+        s = sign(
+            session,
+            user=actor,
+            password=body.password,
+            meaning=body.meaning,
+            record_type=body.record_type,
+            record_id=record_id,
+            comment=body.comment,
+        )
+        return SignatureOut(
+            id=s.id or 0,
+            printed_name=s.printed_name,
+            meaning=s.meaning,
+            record_type=s.record_type,
+            record_id=s.record_id,
+            record_sha256=s.record_sha256,
+            signed_at=s.signed_at,
+        )
+
+
+@router.get("/steps/{step_id}", response_model=StepOut)
+def get_step(
+    engine: EngineDep, user: LabUser, step_id: Annotated[int, Path(ge=1, le=2_147_483_647)]
+) -> StepOut:
+    with read_session(engine) as session:
+        step = session.get(Step, step_id)
+        if step is None:
+            raise NotFound(f"no step {step_id}")
+        inputs = session.exec(
+            select(Material.material_id)
+            .join(StepInput, col(StepInput.material_id) == col(Material.id))
+            .where(col(StepInput.step_id) == step_id)
+        ).all()
+        outputs = session.exec(
+            select(Material).where(col(Material.created_in_step_id) == step_id)
+        ).all()
+        return StepOut(
+            id=step_id,
+            sop=step.sop_code,
+            outcome=step.outcome,
+            performed_at=step.performed_at,
+            parameters=step.parameters,
+            warnings=step.warnings,
+            acceptance_failures=step.acceptance_failures,
+            inputs=list(inputs),
+            outputs=[material_out(session, m) for m in outputs],
+        )

@@ -1,0 +1,1 @@
+"""Sign-in for the API: tokens, long-lived clinic API keys, and request replay records."""

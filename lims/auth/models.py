@@ -1,0 +1,41 @@
+"""API keys (stored hashed, scoped to one clinic, revocable) and idempotency records."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+import lims.models_base  # noqa: F401
+from lims.db import UTCDateTime, utcnow
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    prefix: str = Field(sa_type=String(16), unique=True)
+    secret_sha256: str = Field(sa_type=String(64))
+    name: str = Field(sa_type=String(100))
+    clinic_id: int = Field(foreign_key="clinic.id", index=True)
+    user_id: int = Field(foreign_key="lims_user.id")  # the clinic account it acts as
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first response to a POST sent with an Idempotency-Key, for replays."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="lims_user.id")
+    key: str = Field(sa_type=String(128))
+    method: str = Field(sa_type=String(8))
+    path: str = Field(sa_type=String(300))
+    request_sha256: str = Field(sa_type=String(64))
+    status_code: int
+    response: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

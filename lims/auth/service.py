@@ -1,0 +1,113 @@
+"""Authenticate people (password) and clinic systems (API keys)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from sqlmodel import Session, col, select
+
+from lims.auth.models import ApiKey
+from lims.custody import ledger
+from lims.db import utcnow
+from lims.errors import InvalidInput, NotFound, RuleViolation
+from lims.parties.models import Clinic, Role, User
+from lims.signatures.passwords import AuthenticationFailed, check_password
+
+KEY_PREFIX = "lims"
+
+
+def sign_in(session: Session, *, username: str, password: str) -> User:
+    """Check a user name and password (failures counted, account locks; same message for
+    an unknown user and a wrong password)."""
+    name = (username or "").strip().lower()
+    if "\x00" in name or len(name) > 64:
+        raise AuthenticationFailed("user name or password is wrong")
+    user = session.exec(select(User).where(col(User.username) == name)).first()
+    if user is None or user.username == "system":
+        raise AuthenticationFailed("user name or password is wrong")
+    check_password(session, user=user, password=password)
+    return user
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_api_key(session: Session, *, actor: User, name: str) -> tuple[ApiKey, str]:
+    """A long-lived key for a clinic's own system; the full key is shown only once."""
+    if Role(actor.role) is not Role.CLINIC or actor.clinic_id is None:
+        raise RuleViolation("API keys belong to a clinic account")
+    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+        raise InvalidInput("a key needs a name (at most 100 characters)", field="name")
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    assert actor.id is not None
+    key = ApiKey(
+        prefix=prefix,
+        secret_sha256=_digest(secret),
+        name=name.strip(),
+        clinic_id=actor.clinic_id,
+        user_id=actor.id,
+    )
+    session.add(key)
+    session.flush()
+    clinic = session.get(Clinic, actor.clinic_id)
+    ledger.append(
+        session,
+        actor=actor,
+        action="api_key.created",
+        entity="api_key",
+        entity_id=prefix,
+        new={"name": key.name, "clinic": clinic.code if clinic else None},
+    )
+    return key, f"{KEY_PREFIX}_{prefix}_{secret}"
+
+
+def authenticate_api_key(session: Session, *, presented: str) -> User:
+    """The clinic account a presented key acts as; revoked or unknown keys are refused."""
+    parts = (presented or "").split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        raise AuthenticationFailed("the API key is not valid")
+    key = session.exec(select(ApiKey).where(col(ApiKey.prefix) == parts[1])).first()
+    if key is None or not hmac.compare_digest(key.secret_sha256, _digest(parts[2])):
+        raise AuthenticationFailed("the API key is not valid")
+    if key.revoked_at is not None:
+        raise AuthenticationFailed("the API key was revoked")
+    user = session.get(User, key.user_id)
+    if user is None or not user.active or user.clinic_id != key.clinic_id:
+        raise AuthenticationFailed("the API key is not valid")
+    return user
+
+
+def revoke_api_key(session: Session, *, actor: User, prefix: str) -> ApiKey:
+    query = select(ApiKey).where(col(ApiKey.prefix) == prefix)
+    if Role(actor.role) is not Role.ADMIN:
+        query = query.where(col(ApiKey.clinic_id) == actor.clinic_id)
+    key = session.exec(query).first()
+    if key is None:
+        raise NotFound(f"no API key {prefix}")
+    if key.revoked_at is not None:
+        raise RuleViolation(f"API key {prefix} is already revoked")
+    key.revoked_at = utcnow()
+    session.add(key)
+    session.flush()
+    ledger.append(
+        session,
+        actor=actor,
+        action="api_key.revoked",
+        entity="api_key",
+        entity_id=prefix,
+        old={"revoked": False},
+        new={"revoked": True},
+    )
+    return key
+
+
+def api_keys_of(session: Session, *, actor: User) -> list[ApiKey]:
+    return list(
+        session.exec(
+            select(ApiKey).where(col(ApiKey.clinic_id) == actor.clinic_id).order_by(col(ApiKey.id))
+        ).all()
+    )

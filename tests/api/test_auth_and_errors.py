@@ -1,0 +1,197 @@
+"""Sign-in, tokens, API keys, lockout, and problem+json errors for bad input."""
+
+from datetime import timedelta
+
+import jwt
+import pytest
+from sqlalchemy import Engine
+
+from lims.db import utcnow
+from lims.settings import get_settings
+from tests.api.conftest import Api
+from tests.builders import PASSWORD
+from tests.conftest import World
+
+PROBLEM = "application/problem+json"
+
+
+def test_token_refresh_and_me(api: Api) -> None:
+    c = api.client
+    r = c.post("/api/v1/auth/token", data={"username": "sato", "password": PASSWORD})
+    body = r.json()
+    assert r.status_code == 200 and body["token_type"] == "bearer"
+    assert body["expires_in"] == 900
+    me = c.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.json() == {
+        "username": "sato",
+        "printed_name": "Kenji Sato",
+        "role": "qa",
+        "clinic": None,
+    }
+    fresh = c.post("/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
+    assert fresh.status_code == 200 and fresh.json()["access_token"]
+    as_refresh = c.post("/api/v1/auth/refresh", json={"refresh_token": body["access_token"]})
+    assert as_refresh.status_code == 401
+    refresh_as_access = c.get(
+        "/api/v1/auth/me", headers={"Authorization": f"Bearer {body['refresh_token']}"}
+    )
+    assert refresh_as_access.status_code == 401
+
+
+def test_wrong_password_is_401_and_locks_after_five(api: Api) -> None:
+    c = api.client
+    for _ in range(5):
+        r = c.post("/api/v1/auth/token", data={"username": "mori", "password": "nope-nope"})
+        assert r.status_code == 401
+        assert r.headers["content-type"] == PROBLEM
+        assert r.json()["detail"] == "user name or password is wrong"
+        assert "nope-nope" not in r.text
+    locked = c.post("/api/v1/auth/token", data={"username": "mori", "password": PASSWORD})
+    assert locked.status_code == 423 and "locked until" in locked.json()["detail"]
+    unknown = c.post("/api/v1/auth/token", data={"username": "ghost", "password": "x"})
+    assert unknown.status_code == 401
+    assert unknown.json()["detail"] == "user name or password is wrong"  # no user leak
+
+
+def test_expired_forged_and_missing_tokens(api: Api) -> None:
+    c = api.client
+    secret = get_settings().secret_key
+    now = int(utcnow().timestamp())
+    expired = jwt.encode(
+        {
+            "sub": "sato",
+            "uid": 3,
+            "typ": "access",
+            "role": "qa",
+            "iat": now - 3600,
+            "exp": now - 60,
+        },
+        secret,
+        algorithm="HS256",
+    )
+    forged = jwt.encode(
+        {"sub": "sato", "uid": 3, "typ": "access", "role": "qa", "iat": now, "exp": now + 600},
+        "not-the-secret-but-long-enough-for-hs256",
+        algorithm="HS256",
+    )
+    none_alg = jwt.encode(
+        {"sub": "sato", "uid": 3, "typ": "access", "exp": now + 600}, "", algorithm="none"
+    )
+    for token, detail in (
+        (expired, "expired"),
+        (forged, "not valid"),
+        (none_alg, "not valid"),
+        ("garbage", "not valid"),
+    ):
+        r = c.get("/api/v1/lab/materials", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401 and detail in r.json()["detail"]
+        assert r.headers["www-authenticate"] == "Bearer"
+    r = c.get("/api/v1/lab/materials")
+    assert r.status_code == 401 and "sign in first" in r.json()["detail"]
+
+
+def test_api_keys_are_scoped_hashed_and_revocable(api: Api, engine: Engine) -> None:
+    c = api.client
+    made = c.post("/api/v1/clinic/api-keys", json={"name": "EMR bridge"}, headers=api.as_("clinic"))
+    assert made.status_code == 201
+    key = made.json()["key"]
+    assert key.startswith("lims_")
+    with engine.connect() as conn:
+        from sqlalchemy import text
+
+        stored = conn.execute(text("SELECT secret_sha256 FROM api_key")).scalar_one()
+    assert key.split("_", 2)[2] not in stored
+    listed = c.get("/api/v1/clinic/patients", headers={"X-API-Key": key})
+    assert listed.status_code == 200 and len(listed.json()["items"]) == 2  # GINZA's two
+    assert c.get("/api/v1/lab/materials", headers={"X-API-Key": key}).status_code == 403
+    assert c.get("/api/v1/clinic/api-keys", headers=api.as_("clinic")).json()[0]["key"] is None
+    prefix = made.json()["prefix"]
+    assert (
+        c.delete(f"/api/v1/clinic/api-keys/{prefix}", headers=api.as_("other_clinic")).status_code
+        == 404
+    )
+    assert (
+        c.delete(f"/api/v1/clinic/api-keys/{prefix}", headers=api.as_("clinic")).status_code == 204
+    )
+    revoked = c.get("/api/v1/clinic/patients", headers={"X-API-Key": key})
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]
+    assert (
+        c.get("/api/v1/clinic/patients", headers={"X-API-Key": key[:-2] + "xx"}).status_code == 401
+    )
+
+
+def _order_body(world: World, **change: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "coi_id": world.patient_coi,
+        "product": "aape",
+        "dose": "1 vial",
+        "session_number": 1,
+        "sessions_total": 6,
+        "planned_use_at": (utcnow() + timedelta(days=3)).isoformat(),
+        "ship_to": "Ginza Hair Clinic",
+        "prescriber": "Dr. F",
+        "consent_ref": "C-1",
+    }
+    body.update(change)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "field", "detail"),
+    [
+        ({"dose": "3 kg"}, 422, "dose", "largest plausible dose"),
+        ({"dose": "3 cm"}, 422, "dose", "got 3 cm"),
+        ({"dose": "-2 vials"}, 422, "dose", "must not be negative"),
+        ({"dose": "1e30 mL"}, 422, "dose", "too large"),
+        ({"dose": {"value": "NaN", "unit": "vial"}}, 422, "dose", "finite"),
+        ({"session_number": 0}, 422, "session_number", "greater than or equal to 1"),
+        ({"colour": "red"}, 422, "colour", "Extra inputs are not permitted"),
+        ({"planned_use_at": "2030-01-01T10:00:00"}, 422, "planned_use_at", "timezone"),
+        ({"coi_id": "COI-ZZZZ"}, 422, "coi_id", "not a chain-of-identity id"),
+        ({"coi_id": "'; DROP TABLE patient; --"}, 422, "coi_id", "not a chain-of-identity"),
+        ({"ship_to": "\u2603" * 301}, 422, "ship_to", "at most 300"),
+    ],
+)
+def test_bad_order_input_is_a_clear_problem(
+    api: Api, world: World, change: dict[str, object], status: int, field: str, detail: str
+) -> None:
+    r = api.client.post(
+        "/api/v1/clinic/orders", json=_order_body(world, **change), headers=api.as_("clinic")
+    )
+    assert r.status_code == status, r.text
+    problem = r.json()
+    assert r.headers["content-type"] == PROBLEM
+    assert problem["status"] == status and problem["field"] == field
+    assert detail in problem["detail"], problem
+    listed = api.client.get("/api/v1/clinic/orders", headers=api.as_("clinic")).json()
+    assert listed["items"] == []  # nothing half-written
+
+
+def test_nul_characters_are_refused_on_every_database(api: Api, world: World) -> None:
+    r = api.client.post(
+        "/api/v1/clinic/orders",
+        json=_order_body(world, ship_to="Ginza\x00"),
+        headers=api.as_("clinic"),
+    )
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    login = api.client.post("/api/v1/auth/token", data={"username": "\x00", "password": "x"})
+    assert login.status_code == 401
+
+
+def test_malformed_json_oversize_body_and_unknown_route(api: Api) -> None:
+    c = api.client
+    r = c.post(
+        "/api/v1/clinic/orders",
+        content=b'{"coi_id": ',
+        headers={**api.as_("clinic"), "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400 and r.json()["detail"] == "the body is not valid JSON"
+    big = b'{"name": "' + b"x" * 1_100_000 + b'"}'
+    r = c.post(
+        "/api/v1/clinic/api-keys",
+        content=big,
+        headers={**api.as_("clinic"), "Content-Type": "application/json"},
+    )
+    assert r.status_code == 413 and r.headers["content-type"] == PROBLEM
+    assert c.get("/api/v1/nowhere", headers=api.as_("qa")).status_code == 404
+    assert c.get("/api/v1/nowhere").headers["content-type"] == PROBLEM

@@ -1,0 +1,90 @@
+"""50 clients allocate from one lot at once, over real HTTP: never more than the stock."""
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+
+from api.app import create_app
+from lims.db import utcnow
+from tests.api.conftest import Api
+from tests.builders import Lab
+from tests.conftest import World
+
+
+@pytest.fixture
+def server(engine: Engine, api: Api) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(engine), host="127.0.0.1", port=port, log_level="warning", limit_concurrency=200
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=20)
+
+
+def test_fifty_parallel_allocations_never_exceed_stock(
+    server: str, api: Api, engine: Engine, world: World
+) -> None:
+    lot = Lab.start(engine, world).lot()  # 15 vials
+    numbers = []
+    for n in range(50):
+        r = api.client.post(
+            "/api/v1/clinic/orders",
+            headers=api.as_("clinic"),
+            json={
+                "coi_id": world.patient_coi,
+                "dose": "1 vial",
+                "session_number": 1 + n % 6,
+                "sessions_total": 6,
+                "planned_use_at": (utcnow() + timedelta(days=3)).isoformat(),
+                "ship_to": "Ginza",
+                "prescriber": "Dr. F",
+                "consent_ref": f"C-{n}",
+            },
+        )
+        numbers.append(r.json()["number"])
+    start = threading.Barrier(50)
+    results: list[tuple[int, str]] = []
+    guard = threading.Lock()
+    headers = api.as_("technician")
+
+    def allocate(number: str) -> None:
+        with httpx.Client(base_url=server, timeout=60) as client:
+            start.wait(timeout=30)
+            r = client.post(f"/api/v1/lab/orders/{number}/allocation", json={}, headers=headers)
+        with guard:
+            results.append((r.status_code, r.text))
+
+    threads = [threading.Thread(target=allocate, args=(n,)) for n in numbers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    statuses = sorted(code for code, _ in results)
+    assert len(results) == 50
+    assert all(code < 500 for code in statuses), [r for r in results if r[0] >= 500]
+    assert statuses.count(200) == 15
+    refusals = [text for code, text in results if code != 200]
+    assert all(code == 409 for code in statuses if code != 200)
+    assert all("no released, unexpired aape_lot" in t or "remain" in t for t in refusals)
+    remaining = api.client.get(f"/api/v1/lab/materials/{lot}", headers=headers).json()
+    assert Decimal(remaining["remaining"]["value"]) == 0
+    verdict = api.client.get("/api/v1/audit/verify", headers=api.as_("auditor")).json()
+    assert verdict["ok"]
