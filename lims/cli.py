@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.tree import Tree
 
+from lims.cli_users import app as users_app
 from lims.db import make_engine, read_session, write_session
 from lims.settings import get_settings
 
@@ -17,6 +18,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="user")
 custody_app = typer.Typer(help="The custody and audit ledger.", no_args_is_help=True)
 app.add_typer(custody_app, name="custody")
 # Wide enough that lineage lines do not wrap when the output is a file or a CI log.

@@ -80,3 +80,34 @@ def test_settings_refuse_unsafe_production_defaults() -> None:
         **strong,
     )
     assert ok.environment == "production"
+
+
+def test_cli_user_accounts(tmp_path: Path) -> None:
+    env = {**os.environ, "LIMS_DATABASE_URL": f"sqlite:///{tmp_path / 'users.db'}"}
+    lims = [sys.executable, "-m", "lims.cli"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*lims, *args], env=env, capture_output=True, text=True, timeout=120)
+
+    assert run("db", "upgrade").returncode == 0
+    made = run(
+        "user", "add", "root", "Ada Admin", "--role", "admin", "--password", "an admin passphrase"
+    )
+    assert made.returncode == 0 and "user root (admin) created" in made.stdout
+    short = run("user", "add", "bob", "Bob", "--role", "qa", "--password", "short")
+    assert short.returncode == 1 and "at least 12 characters" in short.stdout
+    nowhere = run(
+        "user",
+        "add",
+        "desk",
+        "Desk",
+        "--role",
+        "clinic",
+        "--clinic",
+        "NOPE",
+        "--password",
+        "a clinic passphrase",
+    )
+    assert nowhere.returncode == 2 and "no clinic NOPE" in nowhere.stderr
+    again = run("user", "password", "root", "--password", "another admin passphrase")
+    assert again.returncode == 0
