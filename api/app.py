@@ -5,6 +5,7 @@ from sqlalchemy import Engine
 
 from api import pages, problems
 from api.routers import admin, audit, auth, clinic, lab, qa
+from api.schemas import ERROR_RESPONSES
 from lims.db import make_engine
 from lims.migrate import current_revision
 
@@ -23,20 +24,11 @@ LIMS for adipose-derived stem-cell hair-restoration products.
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
-    app = FastAPI(
-        title="LIMS",
-        version="1.0.0",
-        description=DESCRIPTION,
-        responses={
-            401: {"description": "not signed in"},
-            403: {"description": "role not allowed"},
-            422: {"description": "invalid input (problem+json)"},
-        },
-    )
+    app = FastAPI(title="LIMS", version="1.0.0", description=DESCRIPTION)
     app.state.engine = engine or make_engine()
     problems.install(app)
     for router in (auth.router, clinic.router, lab.router, qa.router, audit.router, admin.router):
-        app.include_router(router, prefix="/api/v1")
+        app.include_router(router, prefix="/api/v1", responses=ERROR_RESPONSES)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -63,6 +63,46 @@ def page(items: list[Any], limit: int, offset: int) -> dict[str, Any]:
     }
 
 
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem details), served as application/problem+json."""
+
+    type: str = Field(examples=["/problems/insufficient_quantity"])
+    title: str = Field(examples=["Refused by a rule"])
+    status: int = Field(examples=[409])
+    detail: str = Field(examples=["X0001 26 000010 4: 3 vials asked, only 2 vial remain"])
+    instance: str | None = Field(
+        default=None, examples=["/api/v1/lab/orders/ORD-000007/allocation"]
+    )
+    field: str | None = Field(default=None, description="the input field at fault")
+    errors: list[FieldError] | None = Field(default=None, description="every invalid field")
+    problems: list[str] | None = Field(default=None, description="every failed check of a step")
+    failures: list[str] | None = Field(default=None, description="every failed dispatch check")
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {"application/problem+json": {}},
+    }
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem("malformed JSON"),
+    401: _problem("not signed in, token expired or invalid, wrong password"),
+    403: _problem("your role may not call this"),
+    404: _problem("unknown id (another clinic's ids are unknown too)"),
+    409: _problem("refused by a rule: state, identity, quantity, four-eyes..."),
+    413: _problem("request body over 1 MiB"),
+    422: _problem("invalid input: wrong unit, negative or oversize amount, unknown field"),
+}
+
+
 class QuantityOut(BaseModel):
     value: str
     unit: str
