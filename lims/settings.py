@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     # ISBT 128 Facility Identification Number: one letter then four alphanumerics.
     # "X" is not a real FIN prefix, so demo ids can never be mistaken for a licensed site's.
     facility_code: str = "X0001"
+    facility_name: str = "Demo Cell Processing Facility"
     # SQLite waits this long for a writer's lock before reporting "database is locked".
     sqlite_busy_timeout_ms: int = 15000
     # Part 11 signing: wrong passwords before the account locks, and for how long.

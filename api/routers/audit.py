@@ -8,13 +8,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime, BaseModel
 
 from api.schemas import QuantityOut, q_out
 from api.security import AuditUser, EngineDep
 from lims.custody.ledger import as_dict, export_jsonl, history, verify_chain
 from lims.db import read_session
+from lims.documents.reports import Document, certificate_of_analysis, custody_report
 from lims.materials.service import ancestors, descendants, get_material
 from lims.signatures.service import signatures_for
 
@@ -197,3 +198,38 @@ def export_csv(engine: EngineDep, user: AuditUser, since: Since = None) -> Strea
         media_type="text/csv",
         headers={"Content-Disposition": "attachment; filename=custody.csv"},
     )
+
+
+def _pdf(document: Document, name: str) -> Response:
+    return Response(
+        document.pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="{name}"',
+            "X-Records-SHA256": document.records_sha256,
+        },
+    )
+
+
+@router.get(
+    "/materials/{material_id}/coa.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def coa(engine: EngineDep, user: AuditUser, material_id: str) -> Response:
+    """Certificate of analysis: results, specifications, methods, release signature."""
+    with read_session(engine) as session:
+        m = get_material(session, material_id)
+        return _pdf(certificate_of_analysis(session, material=m), f"coa-{m.material_id}.pdf")
+
+
+@router.get(
+    "/materials/{material_id}/custody-report.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def custody_pdf(engine: EngineDep, user: AuditUser, material_id: str) -> Response:
+    """Custody report of a dose, from the donor's tissue to the clinic's receipt."""
+    with read_session(engine) as session:
+        m = get_material(session, material_id)
+        return _pdf(custody_report(session, dose=m), f"custody-{m.material_id}.pdf")

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlmodel import Session, col, select
 
@@ -23,6 +23,7 @@ from api.schemas import (
 )
 from api.security import EngineDep, LabUser
 from lims.db import read_session, write_session
+from lims.documents.labels import render_label
 from lims.errors import NotFound
 from lims.identity.codes import parse_material_id
 from lims.materials.models import Material, StorageLocation
@@ -601,3 +602,30 @@ def get_step(
             inputs=list(inputs),
             outputs=[material_out(session, m) for m in outputs],
         )
+
+
+@router.get(
+    "/materials/{material_id}/label.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def print_label(
+    engine: EngineDep,
+    user: LabUser,
+    material_id: str,
+    size: Annotated[str, Query(pattern="^(vial|bag)$")] = "vial",
+) -> Response:
+    """Print a label (vial or bag): id as text, DataMatrix and Code 128; printing is a
+    custody event."""
+    with write_session(engine) as session:
+        label = render_label(
+            session, material=get_material(session, material_id), size=size, actor=user
+        )
+    return Response(
+        label.pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="label-{material_id}.pdf"',
+            "X-Document-SHA256": label.sha256,
+        },
+    )

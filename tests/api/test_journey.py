@@ -155,6 +155,20 @@ def test_order_to_receipt_over_http(api: Api, engine: Engine, world: World) -> N
     sigs = api.client.get(f"/api/v1/audit/materials/{dose}/signatures", headers=audit).json()
     assert {s["meaning"] for s in sigs} == {"performed", "verified"}
     assert all(s["valid"] for s in sigs)
+    label = api.client.get(
+        f"/api/v1/lab/materials/{dose}/label.pdf?size=bag", headers=api.as_("technician")
+    )
+    assert label.status_code == 200 and label.content.startswith(b"%PDF")
+    report = api.client.get(f"/api/v1/audit/materials/{dose}/custody-report.pdf", headers=audit)
+    assert report.status_code == 200 and len(report.headers["x-records-sha256"]) == 64
+    certificate = api.client.get(f"/api/v1/audit/materials/{lot}/coa.pdf", headers=audit)
+    assert certificate.status_code == 200 and certificate.content.startswith(b"%PDF")
+    assert (
+        api.client.get(
+            f"/api/v1/audit/materials/{lot}/custody-report.pdf", headers=audit
+        ).status_code
+        == 409
+    )  # a lot is not a dose
     verdict = api.client.get("/api/v1/audit/verify", headers=audit).json()
     assert verdict["ok"] and verdict["events"] > 50
     export = api.client.get("/api/v1/audit/exports/custody.jsonl", headers=audit)
