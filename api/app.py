@@ -6,6 +6,7 @@ from sqlalchemy import Engine
 from api import pages, problems
 from api.routers import admin, audit, auth, clinic, lab, qa
 from api.schemas import ERROR_RESPONSES
+from api.web import audit_pages, auth_pages, bench, portal, qa_pages
 from lims.db import make_engine
 from lims.migrate import current_revision
 
@@ -35,5 +36,13 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         return {"status": "ok", "database_revision": current_revision(app.state.engine) or "none"}
 
     app.include_router(pages.router)
+    for web in (
+        auth_pages.router,
+        bench.router,
+        qa_pages.router,
+        portal.router,
+        audit_pages.router,
+    ):
+        app.include_router(web)
     app.add_middleware(problems.BodyLimit, limit=MAX_BODY_BYTES)
     return app

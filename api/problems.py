@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.web.session import NeedsSignIn
 from lims.errors import LimsError
 
 log = logging.getLogger("lims.api")
@@ -53,14 +55,34 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def _is_page(request: Request) -> bool:
+    """A browser page (HTML), not the JSON API."""
+    path = request.url.path
+    return not (path.startswith("/api/") or path in ("/health", "/openapi.json"))
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(NeedsSignIn)
+    async def sign_in_first(request: Request, exc: NeedsSignIn) -> Response:
+        return RedirectResponse(f"/login?next={quote(exc.next_path)}", status_code=303)
+
     @app.exception_handler(LimsError)
-    async def lims_error(request: Request, exc: LimsError) -> JSONResponse:
+    async def lims_error(request: Request, exc: LimsError) -> Response:
+        if _is_page(request):
+            from api.web.render import page
+
+            return page(
+                request,
+                "error.html",
+                status_code=exc.http_status,
+                errors=[exc.message],
+                title=TITLES.get(exc.http_status, "Error"),
+            )
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
         details = {k: v for k, v in exc.details.items() if isinstance(v, list | str | int)}
         return problem(

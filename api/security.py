@@ -73,6 +73,7 @@ EngineDep = Annotated[Engine, Depends(engine_of)]
 
 
 def current_user(
+    request: Request,
     engine: EngineDep,
     token: Annotated[str | None, Depends(oauth2)],
     x_api_key: Annotated[str | None, Header(description="A clinic's API key")] = None,
@@ -81,6 +82,17 @@ def current_user(
     with read_session(engine) as session:
         if x_api_key:
             return authenticate_api_key(session, presented=x_api_key)
+        if not token and request.method in ("GET", "HEAD"):
+            # A signed-in browser may read (downloads, exports) with its session cookie;
+            # it writes only through the pages' CSRF-checked forms.
+            from api.web.session import COOKIE, read_cookie
+
+            session_claims = read_cookie(request.cookies.get(COOKIE))
+            if session_claims is not None:
+                token_claims: dict[str, Any] = dict(session_claims)
+                user = session.get(User, token_claims["uid"])
+                if user is not None and user.active and user.username == token_claims["sub"]:
+                    return user
         if not token:
             raise AuthenticationFailed("sign in first: send 'Authorization: Bearer <token>'")
         claims = read_token(token, "access")

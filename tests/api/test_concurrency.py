@@ -1,42 +1,25 @@
 """50 clients allocate from one lot at once, over real HTTP: never more than the stock."""
 
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
-from api.app import create_app
 from lims.db import utcnow
 from tests.api.conftest import Api
 from tests.builders import Lab
 from tests.conftest import World
+from tests.live_server import live_server
 
 
 @pytest.fixture
 def server(engine: Engine, api: Api) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(engine), host="127.0.0.1", port=port, log_level="warning", limit_concurrency=200
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=20)
+    with live_server(engine) as url:
+        yield url
 
 
 def test_fifty_parallel_allocations_never_exceed_stock(

@@ -41,23 +41,14 @@ def test_one_material_per_position_and_positions_freed_at_end(engine: Engine, wo
         assert moved.location_id == box_id
 
 
-def test_read_only_app_lists_materials_and_lineage(engine: Engine, world: World) -> None:
+def test_app_front_door_needs_sign_in(engine: Engine, world: World) -> None:
     import api.app
     from lims.migrate import head_revision
 
-    lab = Lab.start(engine, world)
-    svf = lab.svf()
     client = TestClient(api.app.create_app(engine))
-    assert client.get("/health").json() == {
-        "status": "ok",
-        "database_revision": head_revision(),
-    }
-    index = client.get("/")
-    assert index.status_code == 200 and "2 materials" in index.text
-    page = client.get(f"/materials/{svf}")
-    assert page.status_code == 200
-    assert "lipoaspirate" in page.text and "QC_PASSED" in page.text
-    assert client.get(f"/materials/{svf[:-1]}Q").status_code in (404, 422)
-    from lims.identity.codes import make_material_id
-
-    assert client.get(f"/materials/{make_material_id('X0001', 26, 999)}").status_code == 404
+    assert client.get("/health").json() == {"status": "ok", "database_revision": head_revision()}
+    first = client.get("/", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/login"
+    page = client.get("/bench", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == "/login?next=/bench"
+    assert "Sign in" in client.get("/login").text
