@@ -54,8 +54,10 @@ def lineage_svg(session: Session, material: Material) -> str:
     width = 40 + len(columns) * (BOX_W + GAP_X)
     height = 40 + max(len(v) for v in columns.values()) * (BOX_H + GAP_Y)
     parts = [
-        f'<svg id="lineage" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-        f'height="{height}" font-family="sans-serif" font-size="11">'
+        # A viewBox lets a long lineage shrink to the page instead of running off its edge.
+        f'<svg id="lineage" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'style="width:100%;max-width:{width}px;height:auto" font-family="sans-serif" '
+        f'font-size="11">'
     ]
     for edge in edges:
         parent, child = by_id[edge.parent_id], by_id[edge.child_id]
