@@ -9,8 +9,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -95,3 +97,26 @@ def run(
             raise
         return _replay(existing, digest)
     return JSONResponse(result, status_code=status_code)
+
+
+def respond(
+    request: Request,
+    engine: Engine,
+    *,
+    user: User,
+    key: str | None,
+    body: BaseModel,
+    status_code: int,
+    handler: Callable[[Session, User], Any],
+) -> JSONResponse:
+    """``run`` for an endpoint: method, path and body fingerprint come from the request."""
+    return run(
+        engine,
+        user=user,
+        key=key,
+        method=request.method,
+        path=request.url.path,
+        body=body.model_dump(mode="json"),
+        status_code=status_code,
+        handler=handler,
+    )

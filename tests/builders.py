@@ -156,8 +156,15 @@ class Lab:
         )
         return mid
 
-    def svf(self, *, viability: str = "86 %", cells: str = "1.9e7 cells") -> str:
-        lipo = self.accepted_lipoaspirate()
+    def svf(
+        self,
+        *,
+        viability: str = "86 %",
+        cells: str = "1.9e7 cells",
+        coi: str | None = None,
+        use: Use = Use.AUTOLOGOUS,
+    ) -> str:
+        lipo = self.accepted_lipoaspirate(coi=coi, use=use)
         result = self.step(
             "SVF-SEP",
             6,
@@ -169,8 +176,8 @@ class Lab:
         )
         return result.outputs[0].material_id
 
-    def culture(self) -> str:
-        svf = self.svf()
+    def culture(self, *, coi: str | None = None, use: Use = Use.AUTOLOGOUS) -> str:
+        svf = self.svf(coi=coi, use=use)
         result = self.step(
             "ADSC-SEED",
             8,

@@ -81,15 +81,8 @@ def create_patient(
             )
         )
 
-    return idempotency.run(
-        engine,
-        user=user,
-        key=key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-        status_code=201,
-        handler=handle,
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=201, handler=handle
     )
 
 
@@ -152,15 +145,8 @@ def record_harvest(
         )
         return material_out(session, material)
 
-    return idempotency.run(
-        engine,
-        user=user,
-        key=key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-        status_code=201,
-        handler=handle,
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=201, handler=handle
     )
 
 
@@ -188,15 +174,8 @@ def create_order(
         )
         return order_out(session, order)
 
-    return idempotency.run(
-        engine,
-        user=user,
-        key=key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-        status_code=201,
-        handler=handle,
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=201, handler=handle
     )
 
 
@@ -258,15 +237,8 @@ def receive(
             ),
         )
 
-    return idempotency.run(
-        engine,
-        user=user,
-        key=key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-        status_code=200,
-        handler=handle,
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=200, handler=handle
     )
 
 

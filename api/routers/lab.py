@@ -78,15 +78,8 @@ def receive_shipment(
         transition(session, material=material, to_state="RECEIVED", actor=actor)
         return material_out(session, material)
 
-    return idempotency.run(
-        engine,
-        user=user,
-        key=key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-        status_code=200,
-        handler=handle,
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=200, handler=handle
     )
 
 
@@ -163,15 +156,8 @@ def create_step(
             outputs=[material_out(session, m) for m in result.outputs],
         )
 
-    return idempotency.run(
-        engine,
-        user=user,
-        key=key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-        status_code=201,
-        handler=handle,
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=201, handler=handle
     )
 
 
@@ -340,15 +326,8 @@ def new_result(
         )
         return _qc_out(material.material_id, result)
 
-    return idempotency.run(
-        engine,
-        user=user,
-        key=key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-        status_code=201,
-        handler=handle,
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=201, handler=handle
     )
 
 
@@ -471,15 +450,8 @@ def allocate(
         allocate_order(session, order=order, actor=actor, lot=lot)
         return order_out(session, order_for(session, actor=actor, number=number))
 
-    return idempotency.run(
-        engine,
-        user=user,
-        key=key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-        status_code=200,
-        handler=handle,
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=200, handler=handle
     )
 
 
@@ -514,15 +486,8 @@ def dispatch(
         )
         return order_out(session, order)
 
-    return idempotency.run(
-        engine,
-        user=user,
-        key=key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-        status_code=200,
-        handler=handle,
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=200, handler=handle
     )
 
 

@@ -274,35 +274,4 @@ def test_dispatch_gate_refuses_another_patients_dose(
 
 def _lot_for(lab: Lab, coi: str) -> str:
     """A released lot from ``coi``'s own tissue, built through the services."""
-    from lims.steps.service import InputBooking, OutputRequest
-    from tests.builders import INTAKE_OK, SVF_OK
-
-    lipo = lab.lipoaspirate(coi=coi)
-    lab.step("LIPO-INTAKE", 4, inputs=[InputBooking(lipo)], parameters=INTAKE_OK)
-    svf = (
-        lab.step(
-            "SVF-SEP",
-            6,
-            inputs=[InputBooking(lipo, "100 mL")],
-            outputs=[OutputRequest("1.9e7 cells")],
-            instrument_ids=lab.inst("centrifuge", "shaking_incubator", "cell_counter"),
-            reagent_lot_ids=lab.reag("collagenase"),
-            parameters=SVF_OK,
-        )
-        .outputs[0]
-        .material_id
-    )
-    culture = (
-        lab.step(
-            "ADSC-SEED",
-            8,
-            inputs=[InputBooking(svf, "7e5 cells")],
-            outputs=[OutputRequest("7e5 cells")],
-            instrument_ids=lab.inst("biosafety_cabinet", "co2_incubator"),
-            reagent_lot_ids=lab.reag("culture_medium"),
-            parameters={"culture_area": "350 cm^2", "medium": "serum-free"},
-        )
-        .outputs[0]
-        .material_id
-    )
-    return lab.lot(cm=lab.cm_batch("61 mL", culture=culture))
+    return lab.lot(cm=lab.cm_batch("61 mL", culture=lab.culture(coi=coi)))

@@ -23,7 +23,7 @@ from lims.qc.service import (
 from lims.signatures.passwords import AuthenticationFailed
 from lims.signatures.service import signatures_for
 from lims.steps.service import InputBooking, OutputRequest
-from tests.builders import INTAKE_OK, LYO_OK, PASSING, Lab
+from tests.builders import LYO_OK, PASSING, Lab
 from tests.conftest import World
 
 
@@ -200,37 +200,10 @@ def test_release_signature_binds_the_batch_record(engine: Engine, world: World) 
 def test_allogeneic_release_needs_donor_eligibility_and_traces_both_ways(
     engine: Engine, world: World
 ) -> None:
-    from lims.qc.service import release_problems  # noqa: F401  (guard under test)
-
     lab = Lab.start(engine, world)
-    lipo = lab.lipoaspirate(coi=world.donor_coi, use=Use.ALLOGENEIC)
-    lab.step("LIPO-INTAKE", 4, inputs=[InputBooking(lipo)], parameters=INTAKE_OK)
-    svf = (
-        lab.step(
-            "SVF-SEP",
-            6,
-            inputs=[InputBooking(lipo, "100 mL")],
-            outputs=[OutputRequest("1.9e7 cells")],
-            instrument_ids=lab.inst("centrifuge", "shaking_incubator", "cell_counter"),
-            reagent_lot_ids=lab.reag("collagenase"),
-            parameters={**__import__("tests.builders").builders.SVF_OK},
-        )
-        .outputs[0]
-        .material_id
-    )
-    culture = (
-        lab.step(
-            "ADSC-SEED",
-            8,
-            inputs=[InputBooking(svf, "7e5 cells")],
-            outputs=[OutputRequest("7e5 cells")],
-            instrument_ids=lab.inst("biosafety_cabinet", "co2_incubator"),
-            reagent_lot_ids=lab.reag("culture_medium"),
-            parameters={"culture_area": "350 cm^2", "medium": "serum-free"},
-        )
-        .outputs[0]
-        .material_id
-    )
+    with pytest.raises(RuleViolation, match="cannot be registered as autologous"):
+        lab.lipoaspirate(coi=world.donor_coi)
+    culture = lab.culture(coi=world.donor_coi, use=Use.ALLOGENEIC)
     cm = lab.cm_batch("61 mL", culture=culture)
     lot = (
         lab.step(

@@ -337,34 +337,7 @@ def test_pooling_two_patients_is_refused(engine: Engine, world: World) -> None:
     lab = Lab.start(engine, world)
     mine = lab.cm_batch("61 mL")
     other_lab = Lab(engine=engine, world=world, t0=lab.t0)
-    lipo = other_lab.lipoaspirate(coi=world.other_patient_coi)
-    other_lab.step("LIPO-INTAKE", 4, inputs=[InputBooking(lipo)], parameters=INTAKE_OK)
-    svf = (
-        other_lab.step(
-            "SVF-SEP",
-            6,
-            inputs=[InputBooking(lipo, "100 mL")],
-            outputs=[OutputRequest("1.9e7 cells")],
-            instrument_ids=lab.inst("centrifuge", "shaking_incubator", "cell_counter"),
-            reagent_lot_ids=lab.reag("collagenase"),
-            parameters=SVF_OK,
-        )
-        .outputs[0]
-        .material_id
-    )
-    culture = (
-        other_lab.step(
-            "ADSC-SEED",
-            8,
-            inputs=[InputBooking(svf, "7e5 cells")],
-            outputs=[OutputRequest("7e5 cells")],
-            instrument_ids=lab.inst("biosafety_cabinet", "co2_incubator"),
-            reagent_lot_ids=lab.reag("culture_medium"),
-            parameters={"culture_area": "350 cm^2", "medium": "serum-free"},
-        )
-        .outputs[0]
-        .material_id
-    )
+    culture = other_lab.culture(coi=world.other_patient_coi)
     theirs = other_lab.cm_batch("61 mL", culture=culture)
     refused(
         lab,
