@@ -29,7 +29,7 @@ STAFF = (Role.TECHNICIAN, Role.QA, Role.ADMIN)
 
 def _queue(session: Session) -> list[dict[str, Any]]:
     """Materials waiting for a step: whatever some SOP in force takes in its state."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for sop in SOPS:
         for spec in sop.inputs:
             found = session.exec(
@@ -116,7 +116,7 @@ async def record(request: Request, engine: EngineDep, user: WebUser, code: str) 
     with read_session(engine) as session:
         sop = _sop(session, code)
         choices = _choices(session, sop)
-    params = {
+    params: dict[str, object] = {
         p.name: form[f"param_{p.name}"]
         for p in sop.parameters
         if not p.derived and form.get(f"param_{p.name}", "") != ""
