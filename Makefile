@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest demo db-upgrade bench clean browser
+.PHONY: run test lint typecheck pytest demo db-upgrade bench clean scale-demo deploy flow-overhead browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,20 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lims db upgrade
 	$(BIN)/lims demo
+
+# The scale-out topology on this machine: a Prefect server on a fresh PostgreSQL database,
+# the lab deployments in a process work pool, a worker, a stage run through its deployment.
+# LIMS_SCALE_POSTGRES_URL: a user that may create databases (README, "Running at scale").
+scale-demo: $(STAMP)
+	$(BIN)/python -m flows.scale
+
+# Register the lab deployments on the Prefect server at PREFECT_API_URL.
+deploy: $(STAMP)
+	$(BIN)/python -m flows.deploy --pool $(or $(POOL),lab) --source $(or $(SOURCE),$(CURDIR))
+
+# Per-stage cost of running a stage as a flow rather than calling the services directly.
+flow-overhead: $(STAMP)
+	$(BIN)/python -m flows.overhead
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,7 +4,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from api import pages, problems
-from api.routers import admin, audit, auth, clinic, lab, qa
+from api.routers import admin, audit, auth, clinic, flows, lab, qa
 from api.schemas import ERROR_RESPONSES
 from api.web import audit_pages, auth_pages, bench, portal, qa_pages
 from lims.db import make_engine
@@ -28,7 +28,15 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app = FastAPI(title="LIMS", version="1.0.0", description=DESCRIPTION)
     app.state.engine = engine or make_engine()
     problems.install(app)
-    for router in (auth.router, clinic.router, lab.router, qa.router, audit.router, admin.router):
+    for router in (
+        auth.router,
+        clinic.router,
+        lab.router,
+        flows.router,
+        qa.router,
+        audit.router,
+        admin.router,
+    ):
         app.include_router(router, prefix="/api/v1", responses=ERROR_RESPONSES)
 
     @app.get("/health", tags=["health"])

@@ -3,15 +3,20 @@
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import select
 
-from lims.db import write_session
+from lims.db import make_engine, read_session, write_session
 from lims.demo import database_is_empty, run_demo
+from lims.materials.models import Material
 from lims.materials.service import descendants, get_material
+from lims.orders.models import DoseOrder
+from lims.qc.models import Deviation, DonorEligibility
 from lims.settings import Settings
 from lims.steps.conservation import verify_conservation
 
@@ -36,7 +41,14 @@ def test_demo_builds_lipoaspirate_to_doses(engine: Engine) -> None:
 
 
 def test_cli_upgrade_and_demo_on_a_fresh_file(tmp_path: Path) -> None:
-    env = {**os.environ, "LIMS_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
+        "LIMS_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        # The demo runs its flows on Prefect's ephemeral server: a throw-away home, no
+        # PREFECT_API_URL (unset, not empty), no analytics.
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
     lims = [sys.executable, "-m", "lims.cli"]
     up = subprocess.run(
         [*lims, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120
@@ -45,11 +57,35 @@ def test_cli_upgrade_and_demo_on_a_fresh_file(tmp_path: Path) -> None:
     from lims.migrate import head_revision
 
     assert f"revision {head_revision()}" in up.stdout
-    demo = subprocess.run([*lims, "demo"], env=env, capture_output=True, text=True, timeout=120)
-    assert demo.returncode == 0, demo.stderr
-    assert "lipoaspirate CONSUMED" in demo.stdout
-    assert "dose ALLOCATED" in demo.stdout
-    assert "conservation holds" in demo.stdout
+    demo = subprocess.run([*lims, "demo"], env=env, capture_output=True, text=True, timeout=300)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    out = demo.stdout
+    # The first donation's lineage: the fat is used up, doses went out, one waits.
+    assert "lipoaspirate CONSUMED" in out
+    assert "dose RECEIVED_AT_CLINIC" in out
+    assert "dose LABELED" in out
+    assert "conservation holds" in out
+    # The scenario: a rejected SVF, a lot on hold, the refused dispatch, every flow run.
+    assert "QC_FAILED" in out and "REJECTED by Yui Tanaka" in out
+    assert "ON_HOLD (on hold: DV-" in out
+    assert "refused as it should be" in out and "DispatchRefused" in out
+    assert "34/34" in out and "34 flow runs in" in out
+    assert "custody verify: OK:" in out
+    # What the flows left in the database.
+    engine = make_engine(env["LIMS_DATABASE_URL"])
+    with read_session(engine) as s:
+        states = Counter((m.kind, m.state) for m in s.exec(select(Material)).all())
+        assert states[("aape_lot", "RELEASED")] == 2 and states[("aape_lot", "ON_HOLD")] == 1
+        assert states[("dose", "RECEIVED_AT_CLINIC")] == 3 and states[("dose", "LABELED")] == 1
+        assert states[("svf", "REJECTED")] == 1
+        assert [d.eligible for d in s.exec(select(DonorEligibility)).all()] == [True]
+        assert Counter(o.status for o in s.exec(select(DoseOrder)).all()) == {
+            "RECEIVED": 3,
+            "ALLOCATED": 1,
+        }
+        assert [d.closed_at for d in s.exec(select(Deviation)).all()] == [None]
+        assert verify_conservation(s).ok
+    engine.dispose()
     skip = subprocess.run(
         [*lims, "demo", "--if-empty"], env=env, capture_output=True, text=True, timeout=120
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import secrets
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
@@ -267,7 +270,9 @@ def open_deviation(
     """Record a deviation against a material; release waits until it is closed."""
     description = ledger.require_reason(description, "a deviation")
     deviation = Deviation(
-        number="pending",
+        # Unique per transaction until the id gives the number (a shared placeholder would
+        # make concurrent writers queue on the unique index).
+        number=f"tmp-{secrets.token_hex(6)}",
         material_id=material.id,  # type: ignore[arg-type]
         description=description,
         opened_by_id=actor.id,  # type: ignore[arg-type]
@@ -370,6 +375,16 @@ def donor_is_eligible(session: Session, *, patient_id: int) -> bool:
     return bool(latest and latest.eligible)
 
 
+def _missing(spec: Specification, have: Collection[str]) -> list[QcTest]:
+    return [t for t in spec.tests if t.required and t.code not in have]
+
+
+def missing_results(session: Session, *, material: Material) -> list[QcTest]:
+    """The required tests of ``material``'s specification that have no result yet."""
+    spec = specification_of(session, material=material)
+    return _missing(spec, {r.test_code for r in current_results(session, material=material)})
+
+
 def release_problems(material: Material, ctx: TransitionContext) -> list[str]:
     """Everything that stands between ``material`` and release (empty: it may go)."""
     session = ctx.session
@@ -379,7 +394,7 @@ def release_problems(material: Material, ctx: TransitionContext) -> list[str]:
     except RuleViolation as exc:
         return [str(exc)]
     results = {r.test_code: r for r in current_results(session, material=material)}
-    missing = [t.name for t in spec.tests if t.required and t.code not in results]
+    missing = [t.name for t in _missing(spec, results)]
     if missing:
         problems.append(f"results missing for {', '.join(missing)} ({spec.code} v{spec.version})")
     failing = [
@@ -480,3 +495,55 @@ def expire_due(session: Session, *, now: datetime | None = None) -> list[Materia
             )
             expired.append(material)
     return expired
+
+
+# Sterility takes 14 days (USP <71>) [34]; a week more to report gives 21 days from the
+# start of QC testing [I]. A lab sets its own turnaround from its validated methods.
+QC_TURNAROUND = timedelta(days=21)
+QC_TESTING = "QC_TESTING"
+
+
+@dataclass(frozen=True)
+class OverdueQc:
+    material_id: str
+    kind: str
+    testing_since: datetime
+    missing: list[str]
+
+
+def qc_testing_since(session: Session, *, material: Material) -> datetime | None:
+    """When ``material`` last entered QC testing (from the custody ledger)."""
+    since = None
+    for event in ledger.history(session, material_id=material.material_id):
+        if (
+            event.action == "material.state_changed"
+            and (event.new or {}).get("state") == QC_TESTING
+        ):
+            since = event.occurred_at
+    return since
+
+
+def overdue_qc(
+    session: Session, *, now: datetime | None = None, turnaround: timedelta = QC_TURNAROUND
+) -> list[OverdueQc]:
+    """Materials in QC testing for longer than ``turnaround`` whose required results are
+    not all in (for a schedule to flag; nothing is changed)."""
+    now = now or utcnow()
+    overdue = []
+    for material in session.exec(
+        select(Material).where(col(Material.state) == QC_TESTING).order_by(col(Material.id))
+    ).all():
+        since = qc_testing_since(session, material=material)
+        if since is None or now - since < turnaround:
+            continue
+        missing = missing_results(session, material=material)
+        if missing:
+            overdue.append(
+                OverdueQc(
+                    material_id=material.material_id,
+                    kind=material.kind,
+                    testing_since=since,
+                    missing=[t.name for t in missing],
+                )
+            )
+    return overdue

@@ -1,0 +1,114 @@
+"""The scheduled maintenance flow: expire lots and doses past their expiry, flag QC that is
+overdue, and re-verify the custody chain. Deployed with a daily schedule (flows.deploy).
+
+Expiry is a state change the LIMS makes as its "system" account (``expire_due``); it is
+idempotent by nature (a second run finds nothing left to expire). Overdue QC is reported,
+not changed: a table in the run's artifacts ("overdue-qc") and a warning in its log, for QA
+to act on. A broken custody chain fails the run, naming the first bad event.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from flows.common import LabModel, engine_for, lab_task, label
+from lims.custody.ledger import verify_chain
+from lims.db import read_session, write_session
+from lims.errors import LimsError
+from lims.qc.service import QC_TURNAROUND, expire_due, overdue_qc
+from lims.units import Duration
+
+
+class CustodyChainBroken(LimsError):
+    code = "custody_chain_broken"
+
+
+class OverdueItem(LabModel):
+    material: str
+    kind: str
+    testing_since: str
+    missing: list[str]
+
+
+class ChainCheck(LabModel):
+    ok: bool
+    events: int
+    summary: str
+    seconds: float
+
+
+class MaintenanceReport(LabModel):
+    expired: list[str]
+    overdue_qc: list[OverdueItem]
+    custody: ChainCheck
+
+
+@lab_task(name="expire due materials", run_name="expire due lots and doses")
+def expire(database_url: str | None) -> list[str]:
+    with write_session(engine_for(database_url)) as session:
+        return [m.material_id for m in expire_due(session)]
+
+
+@lab_task(name="flag overdue QC", run_name="flag overdue QC (after {turnaround_minutes} min)")
+def flag_overdue_qc(database_url: str | None, turnaround_minutes: int) -> list[OverdueItem]:
+    with read_session(engine_for(database_url)) as session:
+        found = overdue_qc(session, turnaround=timedelta(minutes=turnaround_minutes))
+    items = [
+        OverdueItem(
+            material=label(o.material_id),
+            kind=o.kind,
+            testing_since=f"{o.testing_since:%Y-%m-%d %H:%M} UTC",
+            missing=o.missing,
+        )
+        for o in found
+    ]
+    if items:
+        get_run_logger().warning(
+            "QC overdue for %s", ", ".join(f"{i.material} ({', '.join(i.missing)})" for i in items)
+        )
+    create_table_artifact(
+        key="overdue-qc",
+        table=[i.model_dump() for i in items] or [{"material": "none overdue"}],
+        description=f"Materials in QC testing longer than {turnaround_minutes / 1440:g} days "
+        "with required results missing",
+    )
+    return items
+
+
+@lab_task(name="verify custody chain", run_name="verify custody chain")
+def verify_custody(database_url: str | None) -> ChainCheck:
+    started = time.perf_counter()
+    with read_session(engine_for(database_url)) as session:
+        result = verify_chain(session)
+    check = ChainCheck(
+        ok=result.ok,
+        events=result.events,
+        summary=result.summary(),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    create_markdown_artifact(
+        key="custody-chain", markdown=f"**custody verify:** {check.summary} in {check.seconds} s"
+    )
+    if not result.ok:
+        raise CustodyChainBroken(f"custody chain {result.summary()}")
+    return check
+
+
+@flow(name="lab-maintenance", flow_run_name="lab maintenance", persist_result=False)
+def lab_maintenance(
+    qc_turnaround: Duration | None = None, database_url: str | None = None
+) -> MaintenanceReport:
+    """Expire what is past its expiry, flag overdue QC, re-verify the custody chain."""
+    minutes = (
+        int(qc_turnaround.canonical)
+        if qc_turnaround is not None
+        else int(QC_TURNAROUND.total_seconds() // 60)
+    )
+    expired = expire(database_url)
+    overdue = flag_overdue_qc(database_url, minutes)
+    custody = verify_custody(database_url)
+    return MaintenanceReport(expired=expired, overdue_qc=overdue, custody=custody)
