@@ -6,6 +6,7 @@ patients and orders, and another clinic's are reported as not found (no existenc
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
@@ -174,7 +175,10 @@ def place_order(
         if not isinstance(value, str) or not value.strip() or len(value) > limit:
             raise InvalidInput(f"{name} is required (at most {limit} characters)", field=name)
     order = DoseOrder(
-        number="pending",
+        # A placeholder unique to this transaction until the id gives the number: one
+        # shared value ("pending") made every concurrent order wait on the unique index
+        # for the previous order's whole transaction (bench/api.py, docs/performance.md).
+        number=f"tmp-{secrets.token_hex(6)}",
         clinic_id=patient.clinic_id,
         patient_id=patient.id,  # type: ignore[arg-type]
         product=product,
