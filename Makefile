@@ -63,9 +63,12 @@ pytest: $(STAMP) browser
 test: lint typecheck pytest
 
 # Benchmarks print figures and ratios against a baseline measured in the same run
-# (not part of `make test`; see docs/performance.md).
+# (not part of `make test`; see docs/performance.md). About 25 minutes on 2 cores.
 bench: $(STAMP)
 	$(BIN)/python -m bench.lineage
+	$(BIN)/python -m bench.custody
+	$(BIN)/python -m bench.verify
+	$(BIN)/python -m bench.api
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-*

@@ -15,6 +15,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from sqlalchemy import Row
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from lims.custody.models import CustodyEvent, CustodyHead, CustodyMaterial
@@ -58,8 +60,8 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def as_dict(event: CustodyEvent) -> dict[str, Any]:
-    """The event as it is hashed and exported."""
+def as_dict(event: CustodyEvent | Row[Any]) -> dict[str, Any]:
+    """The event as it is hashed and exported (from the model, or a row of its table)."""
     return {
         "seq": event.seq,
         "prev_hash": event.prev_hash,
@@ -134,13 +136,13 @@ def iter_events(
     session: Session, *, since_seq: int = 1, batch: int = 5000
 ) -> Iterator[dict[str, Any]]:
     """All events from ``since_seq`` in order, fetched in batches."""
+    # Plain rows of the table, not ORM objects: building a million CustodyEvent instances
+    # was a quarter of verify's time (bench/verify.py, docs/performance.md).
+    table = CustodyEvent.__table__  # type: ignore[attr-defined]
     next_seq = since_seq
     while True:
-        rows = session.exec(
-            select(CustodyEvent)
-            .where(col(CustodyEvent.seq) >= next_seq)
-            .order_by(col(CustodyEvent.seq))
-            .limit(batch)
+        rows = session.execute(
+            sa_select(table).where(table.c.seq >= next_seq).order_by(table.c.seq).limit(batch)
         ).all()
         if not rows:
             return
