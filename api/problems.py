@@ -174,20 +174,35 @@ class BodyLimit:
             await self._too_large(scope, receive, send)
             return
         seen = 0
+        overflow = False
+        replaced = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, overflow
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    overflow = True
                     raise _TooLarge
             return message
 
+        async def guarded(message: Message) -> None:
+            # The app may catch the overflow while parsing the body and answer 400; the
+            # client must still learn that the body was too large.
+            nonlocal replaced
+            if overflow:
+                if not replaced:
+                    replaced = True
+                    await self._too_large(scope, receive, send)
+                return
+            await send(message)
+
         try:
-            await self.app(scope, counted, send)
+            await self.app(scope, counted, guarded)
         except _TooLarge:
-            await self._too_large(scope, receive, send)
+            if not replaced:
+                await self._too_large(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(

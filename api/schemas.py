@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
 
 from lims.identity.codes import format_material_id
@@ -15,6 +15,17 @@ from lims.orders.models import DoseOrder
 from lims.parties.models import Patient
 from lims.units import Quantity
 
+
+def _storable_time(value: datetime) -> datetime:
+    try:
+        value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("the time is outside years 1-9999 once in UTC") from None
+    return value
+
+
+# A time with its zone, that stays within the years the databases store once in UTC.
+UtcTime = Annotated[AwareDatetime, AfterValidator(_storable_time)]
 T = TypeVar("T")
 MAX_PAGE = 200
 # Row ids fit a 32-bit INTEGER on both databases; anything larger is refused as input.
@@ -188,7 +199,7 @@ class HarvestIn(Strict):
         description="volume for lipoaspirate, mass for a biopsy",
         examples=["120 mL", {"value": "12", "unit": "mg"}],
     )
-    collected_at: AwareDatetime
+    collected_at: UtcTime
     courier: str = Field(min_length=1, max_length=100, examples=["ColdChain AWB 7781"])
 
 
@@ -201,7 +212,7 @@ class OrderIn(Strict):
     )
     session_number: int = Field(ge=1, le=12)
     sessions_total: int = Field(ge=1, le=12)
-    planned_use_at: AwareDatetime
+    planned_use_at: UtcTime
     ship_to: str = Field(min_length=1, max_length=300)
     prescriber: str = Field(min_length=1, max_length=200)
     consent_ref: str = Field(min_length=1, max_length=64)
@@ -281,7 +292,7 @@ class ReasonIn(Strict):
 
 
 class ReceiptIn(Strict):
-    received_at: AwareDatetime
+    received_at: UtcTime
     temperature: Any = Field(examples=["4.5 degC"])
     received_by: str = Field(min_length=1, max_length=200)
 

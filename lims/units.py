@@ -135,6 +135,10 @@ def _to_decimal(raw: Any, *, field: str | None) -> Decimal:
         raise InvalidInput(f"expected a number, got {type(raw).__name__}", field=field)
     if not value.is_finite():
         raise InvalidInput(f"expected a finite number, got {raw!r}", field=field)
+    # adjusted() needs no arithmetic, so 1e999999999 cannot overflow the Decimal context
+    # before it is refused.
+    if value and value.adjusted() >= MAX_MAGNITUDE.adjusted():
+        raise InvalidInput(f"{raw} is too large to be real", field=field)
     return value
 
 

@@ -3,10 +3,10 @@
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from api.schemas import Strict, UserOut
+from api.schemas import Strict, UserOut, UtcTime
 from api.security import AdminUser, EngineDep
 from lims.db import write_session
 from lims.errors import NotFound
@@ -68,7 +68,7 @@ class InstrumentIn(Strict):
     asset_tag: str = Field(min_length=1, max_length=32)
     instrument_type: str = Field(min_length=1, max_length=40)
     name: str = Field(min_length=1, max_length=200)
-    calibration_due: AwareDatetime
+    calibration_due: UtcTime
 
 
 class CreatedOut(BaseModel):
@@ -93,7 +93,7 @@ class ReagentIn(Strict):
     reagent_type: str = Field(min_length=1, max_length=40)
     lot_number: str = Field(min_length=1, max_length=64)
     supplier: str = Field(min_length=1, max_length=200)
-    expires_at: AwareDatetime
+    expires_at: UtcTime
 
 
 @router.post("/reagent-lots", status_code=201, response_model=CreatedOut)

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
-from api.schemas import QuantityOut, q_out
+from api.schemas import QuantityOut, UtcTime, q_out
 from api.security import AuditUser, EngineDep
 from lims.custody.ledger import as_dict, export_jsonl, history, verify_chain
 from lims.db import read_session
@@ -129,7 +129,7 @@ def verify(engine: EngineDep, user: AuditUser) -> VerifyOut:
     )
 
 
-Since = Annotated[AwareDatetime | None, Query(description="events from this time on")]
+Since = Annotated[UtcTime | None, Query(description="events from this time on")]
 
 
 @router.get("/exports/custody.jsonl", response_class=StreamingResponse)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from api import idempotency
@@ -17,6 +17,7 @@ from api.schemas import (
     OrderOut,
     Page,
     Strict,
+    UtcTime,
     material_out,
     order_out,
     page,
@@ -107,7 +108,7 @@ class StepIn(Strict):
     parameters: dict[str, Any] = Field(default_factory=dict)
     instrument_ids: list[DbId] = Field(default_factory=list, max_length=20)
     reagent_lot_ids: list[DbId] = Field(default_factory=list, max_length=20)
-    performed_at: AwareDatetime | None = None
+    performed_at: UtcTime | None = None
     notes: str | None = Field(default=None, max_length=2000)
 
 
@@ -180,7 +181,7 @@ def list_materials(
     offset: Offset = 0,
     kind: Annotated[str | None, Query(max_length=24)] = None,
     state: Annotated[str | None, Query(max_length=24)] = None,
-    created_after: AwareDatetime | None = None,
+    created_after: UtcTime | None = None,
 ) -> dict[str, object]:
     with read_session(engine) as session:
         query = select(Material)
@@ -277,7 +278,7 @@ class QcIn(Strict):
     material_id: str
     test_code: str = Field(max_length=32)
     value: Any = Field(examples=["no growth", "0.8 EU/mL"])
-    tested_at: AwareDatetime | None = None
+    tested_at: UtcTime | None = None
     method: str | None = Field(default=None, max_length=200)
 
 

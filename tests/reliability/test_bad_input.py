@@ -10,8 +10,9 @@ signing or signed with another algorithm, a deactivated account's token, and gen
 text as ids on every endpoint that takes one. Every answer: < 500, and a 4xx is
 problem+json with a reason.
 
-Three groups of inputs still crash a request (5xx); they are kept as strict xfails at the
-end of this file so that the fix is noticed.
+The last four tests were strict xfails for real defects this suite found (huge exponents
+and out-of-range times answered 5xx, an export answering an empty 200, a streamed oversize
+body answered 400); they are fixed and now pass as ordinary tests.
 """
 
 from __future__ import annotations
@@ -613,11 +614,6 @@ HUGE = "1e999999999"
 EDGE_TIME = "9999-12-31T23:59:59-14:00"  # valid ISO 8601, but year 10000 once in UTC
 
 
-@_known(
-    "lims/units.py parse_quantity: abs(Decimal('1e999999999')) raises decimal.Overflow "
-    "(context Emax 999999) before the 'too large to be real' check, so every quantity "
-    "field answers 500. Fix: compare value.adjusted() (or use a context without traps) first."
-)
 def test_exponent_beyond_decimal_range_is_refused(engine: Engine, world: World, api: Api) -> None:
     lipo = Lab.start(engine, world).accepted_lipoaspirate("30 mL")
     probes = [
@@ -643,12 +639,6 @@ def test_exponent_beyond_decimal_range_is_refused(engine: Engine, world: World, 
     assert [r.status_code for r in answers if r.status_code >= 500] == []
 
 
-@_known(
-    "lims/db.py UTCDateTime.process_bind_param: an aware time whose UTC value leaves years "
-    "1-9999 (e.g. 9999-12-31T23:59:59-14:00) raises OverflowError in astimezone, a 500 on "
-    "orders, harvests, instruments, reagent lots and the created_after filter. Fix: refuse "
-    "such times as input (422) before they reach the database."
-)
 def test_times_beyond_utc_range_are_refused(engine: Engine, world: World, api: Api) -> None:
     probes = [
         ("clinic", "POST", "/clinic/orders", _order(world.patient_coi, planned_use_at=EDGE_TIME)),
@@ -696,12 +686,6 @@ def test_times_beyond_utc_range_are_refused(engine: Engine, world: World, api: A
     ] == []
 
 
-@_known(
-    "api/routers/audit.py custody.jsonl: with since=0001-01-01T00:00:00+14:00 the query "
-    "fails inside the streaming generator after the 200 header went out, so the auditor "
-    "gets an empty 200 file instead of an error (or the whole ledger). Fix: validate the "
-    "time (and run the first query) before starting the stream."
-)
 def test_export_since_out_of_range_is_not_an_empty_success(
     engine: Engine, world: World, api: Api
 ) -> None:
@@ -716,12 +700,6 @@ def test_export_since_out_of_range_is_not_an_empty_success(
     )
 
 
-@_known(
-    "api/problems.py BodyLimit: when a body without Content-Length grows past the limit, "
-    "the _TooLarge raised from receive() is caught by FastAPI's body parsing and answered "
-    "400 'There was an error parsing the body'; the client is not told the body was too "
-    "large. Fix: record the overflow in the middleware and answer 413 when it is set."
-)
 def test_streamed_oversize_body_is_413(engine: Engine, api: Api) -> None:
     def chunks() -> Any:
         yield b'{"name": "'
