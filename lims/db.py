@@ -15,7 +15,16 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Dialect, Engine, Numeric, String, TypeDecorator, create_engine, event
+from sqlalchemy import (
+    Dialect,
+    Engine,
+    Numeric,
+    String,
+    TypeDecorator,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
@@ -83,7 +92,9 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "checkin", _release_advisory_locks)
+    return engine
 
 
 @contextmanager
@@ -105,18 +116,32 @@ def write_session(engine: Engine, *, retries: int = 5) -> Iterator[Session]:
             if "locked" not in str(exc).lower() or attempt > retries:
                 raise
             time.sleep(0.05 * 2**attempt)
+    # Some refusals must still leave a trace (a wrong password is counted and audited).
+    # The refused work is undone back to this savepoint and the trace written in the same
+    # transaction, so the locks it holds are never let go in between: a second wrong
+    # password cannot be checked before the first one is counted.
+    refusable = session.begin_nested()
     try:
         yield session
         session.commit()
     except BaseException:
-        session.rollback()
         follow_ups = session.info.pop(AFTER_ROLLBACK, [])
-        session.close()
-        # Some refusals must still leave a trace (a wrong signature password is counted
-        # and audited); they are written in a transaction of their own.
-        for follow_up in follow_ups:
-            with write_session(engine) as again:
-                follow_up(again)
+        if not follow_ups:
+            session.rollback()
+            raise
+        try:
+            refusable.rollback()
+            for follow_up in follow_ups:
+                follow_up(session)
+            session.commit()
+        except Exception:
+            # The transaction itself is broken (a dropped connection, say): write the
+            # trace in a transaction of its own rather than lose it.
+            session.rollback()
+            session.close()
+            for follow_up in follow_ups:
+                with write_session(engine) as again:
+                    follow_up(again)
         raise
     finally:
         session.close()
@@ -126,8 +151,39 @@ AFTER_ROLLBACK = "lims_after_rollback"
 
 
 def record_even_if_refused(session: Session, write: Any) -> None:
-    """Run ``write(session)`` in a new transaction if the current one is rolled back."""
+    """If the write transaction is refused, undo its work but still run ``write(session)``."""
     session.info.setdefault(AFTER_ROLLBACK, []).append(write)
+
+
+_ADVISORY = "lims_advisory_locks"
+
+
+def serialise_on(session: Session, *, namespace: int, key: int) -> None:
+    """Hold a lock on (namespace, key) until this session's connection is given back.
+
+    PostgreSQL: a session-level advisory lock, so it outlives a rollback to a savepoint
+    (row locks taken after the savepoint would not) and is released when the connection
+    returns to the pool. SQLite: nothing to do, a write transaction already holds the
+    database's write lock until it ends.
+    """
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        return
+    conn.info[_ADVISORY] = True
+    conn.execute(
+        text("SELECT pg_advisory_lock(:namespace, :key)"), {"namespace": namespace, "key": key}
+    )
+
+
+def _release_advisory_locks(dbapi_conn: Any, record: Any) -> None:
+    if dbapi_conn is None or not record.info.pop(_ADVISORY, False):
+        return
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("SELECT pg_advisory_unlock_all()")
+    finally:
+        cursor.close()
+        dbapi_conn.rollback()
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Row, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -26,6 +26,12 @@ from lims.errors import InvalidInput, NotFound
 
 HEAD_ID = 1
 SYSTEM = "system"
+_EVENTS = CustodyEvent.__table__  # type: ignore[attr-defined]
+_HEADS = CustodyHead.__table__  # type: ignore[attr-defined]
+_MATERIALS = CustodyMaterial.__table__  # type: ignore[attr-defined]
+# SELECT ... FOR UPDATE on PostgreSQL; SQLite has no row locks (and needs none: its write
+# transaction holds the database's write lock), so the dialect leaves the clause out.
+_LOCK_HEAD = sa_select(_HEADS.c.seq, _HEADS.c.hash).where(_HEADS.c.id == HEAD_ID).with_for_update()
 
 
 def jsonable(value: Any) -> Any:
@@ -98,52 +104,55 @@ def append(
     corrects_seq: int | None = None,
 ) -> CustodyEvent:
     """Append one event in the caller's transaction and return it."""
-    head = session.exec(
-        select(CustodyHead)
-        .where(col(CustodyHead.id) == HEAD_ID)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-    event = CustodyEvent(
-        seq=head.seq + 1,
-        prev_hash=head.hash,
-        hash="",
-        occurred_at=utcnow(),
-        actor=getattr(actor, "username", None) or SYSTEM,
-        actor_role=str(getattr(actor, "role", None) or SYSTEM),
-        action=action,
-        entity=entity,
-        entity_id=str(entity_id),
-        materials=sorted(set(materials)),
-        from_=from_,
-        to=to,
-        reason=reason.strip() if reason and reason.strip() else None,
-        old=jsonable(old),
-        new=jsonable(new),
-        corrects_seq=corrects_seq,
+    # Core statements, not ORM objects: the append is on every write's path and holds the
+    # head's lock; the ORM unit of work made it 1.3-1.6x slower (docs/performance.md).
+    session.flush()  # the caller's pending rows first, as before: callers rely on their ids
+    conn = session.connection()
+    head_seq, head_hash = conn.execute(_LOCK_HEAD).one()
+    values: dict[str, Any] = {
+        "seq": head_seq + 1,
+        "prev_hash": head_hash,
+        "hash": "",
+        "occurred_at": utcnow(),
+        "actor": getattr(actor, "username", None) or SYSTEM,
+        "actor_role": str(getattr(actor, "role", None) or SYSTEM),
+        "action": action,
+        "entity": entity,
+        "entity_id": str(entity_id),
+        "materials": sorted(set(materials)),
+        "from_": from_,
+        "to": to,
+        "reason": reason.strip() if reason and reason.strip() else None,
+        "old": jsonable(old),
+        "new": jsonable(new),
+        "corrects_seq": corrects_seq,
+    }
+    event = CustodyEvent(**values)
+    event.hash = values["hash"] = event_hash(as_dict(event))
+    conn.execute(_EVENTS.insert(), values)
+    conn.execute(
+        _HEADS.update().where(_HEADS.c.id == HEAD_ID).values(seq=event.seq, hash=event.hash)
     )
-    event.hash = event_hash(as_dict(event))
-    head.seq, head.hash = event.seq, event.hash
-    session.add(event)
-    session.add(head)
-    session.flush()
-    for material_id in event.materials:
-        session.add(CustodyMaterial(seq=event.seq, material_id=material_id))
+    if event.materials:
+        conn.execute(
+            _MATERIALS.insert(), [{"seq": event.seq, "material_id": m} for m in event.materials]
+        )
     return event
 
 
 def iter_events(
-    session: Session, *, since_seq: int = 1, batch: int = 5000
+    session: Session, *, since_seq: int = 1, until_seq: int | None = None, batch: int = 5000
 ) -> Iterator[dict[str, Any]]:
-    """All events from ``since_seq`` in order, fetched in batches."""
+    """All events from ``since_seq`` (up to ``until_seq`` if given) in order, in batches."""
     # Plain rows of the table, not ORM objects: building a million CustodyEvent instances
     # was a quarter of verify's time (bench/verify.py, docs/performance.md).
-    table = CustodyEvent.__table__  # type: ignore[attr-defined]
+    table = _EVENTS
     next_seq = since_seq
     while True:
-        rows = session.execute(
-            sa_select(table).where(table.c.seq >= next_seq).order_by(table.c.seq).limit(batch)
-        ).all()
+        query = sa_select(table).where(table.c.seq >= next_seq)
+        if until_seq is not None:
+            query = query.where(table.c.seq <= until_seq)
+        rows = session.execute(query.order_by(table.c.seq).limit(batch)).all()
         if not rows:
             return
         for row in rows:
@@ -153,15 +162,31 @@ def iter_events(
 
 def verify_chain(session: Session) -> VerifyResult:
     """Recompute the whole chain from the database; also check the head matches its end."""
-    result = verify_events(iter_events(session))
-    if result.ok:
-        head = session.exec(select(CustodyHead).where(col(CustodyHead.id) == HEAD_ID)).one()
-        if (head.seq, head.hash) != (result.last_seq or 0, result.last_hash):
-            result.problem = (
-                f"the chain ends at seq {result.last_seq or 0} but the head says {head.seq}: "
-                "events were removed from the end"
-            )
-            result.broken_seq = head.seq
+    # The head and the last event are read first, in one statement (one snapshot even on
+    # PostgreSQL's READ COMMITTED), and only events up to that head are verified: appends
+    # committed while the chain is being read are not mistaken for tampering.
+    last = sa_select(func.max(_EVENTS.c.seq)).scalar_subquery()
+    head_seq, head_hash, last_seq = session.execute(
+        sa_select(_HEADS.c.seq, _HEADS.c.hash, last).where(_HEADS.c.id == HEAD_ID)
+    ).one()
+    result = verify_events(iter_events(session, until_seq=head_seq))
+    if not result.ok:
+        return result
+    if (last_seq or 0) > head_seq:
+        result.problem = (
+            f"events after the head (seq {head_seq}) up to seq {last_seq}: events were "
+            "added past the end without moving the head"
+        )
+        result.broken_seq = head_seq + 1
+    elif head_seq == (result.last_seq or 0) and head_hash != result.last_hash:
+        result.problem = f"the head's hash differs from event {head_seq}'s: the head was altered"
+        result.broken_seq = head_seq
+    elif head_seq != (result.last_seq or 0):
+        result.problem = (
+            f"the chain ends at seq {result.last_seq or 0} but the head says {head_seq}: "
+            "events were removed from the end"
+        )
+        result.broken_seq = head_seq
     return result
 
 

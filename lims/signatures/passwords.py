@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from lims.custody import ledger
-from lims.db import record_even_if_refused, utcnow
+from lims.db import record_even_if_refused, serialise_on, utcnow
 from lims.errors import InvalidInput, LimsError
 from lims.parties.models import User
 from lims.settings import get_settings
@@ -54,51 +56,75 @@ def set_password(session: Session, *, user: User, password: str, actor: User | N
     )
 
 
+# The advisory-lock namespace for password checks (any constant unique to this use).
+PASSWORD_CHECKS = 0x11A5
+
+
 def check_password(session: Session, *, user: User, password: str) -> None:
     """Raise AuthenticationFailed unless ``password`` is the user's; count failures.
 
-    A failure is recorded (and audited) even though the caller's transaction is rolled
-    back, and the account locks after the configured number of consecutive failures.
+    A failure is recorded (and audited) even though the caller's work is rolled back, and
+    the account locks after the configured number of consecutive failures. Checks of one
+    account are serialised until the failure is counted, so parallel guesses are each
+    counted and no more than the limit are ever checked against the hash.
     """
     settings = get_settings()
+    assert user.id is not None
+    serialise_on(session, namespace=PASSWORD_CHECKS, key=user.id)
+    # Re-read after the lock (another check may just have counted a failure or locked the
+    # account), into a row of our own: ``user`` may belong to another session.
+    table = User.__table__  # type: ignore[attr-defined]
+    fresh = session.execute(
+        select(
+            table.c.active,
+            table.c.failed_password_attempts,
+            table.c.locked_until,
+            table.c.password_hash,
+        ).where(table.c.id == user.id)
+    ).one()
     now = utcnow()
-    if not user.active:
+    if not fresh.active:
         raise AuthenticationFailed("this account is not active")
-    if user.locked_until is not None and user.locked_until > now:
+    if fresh.locked_until is not None and fresh.locked_until > now:
         raise AccountLocked(
-            f"the account is locked until {user.locked_until:%H:%M} UTC after "
+            f"the account is locked until {fresh.locked_until:%H:%M} UTC after "
             f"{settings.max_password_failures} wrong passwords"
         )
     ok = False
-    if user.password_hash and isinstance(password, str):
+    if fresh.password_hash and isinstance(password, str):
         try:
-            ok = _hasher().verify(user.password_hash, password)
+            ok = _hasher().verify(fresh.password_hash, password)
         except (VerificationError, InvalidHashError):
             ok = False
     if ok:
-        if user.failed_password_attempts:
+        if fresh.failed_password_attempts:
+            session.execute(
+                update(table).where(table.c.id == user.id).values(failed_password_attempts=0)
+            )
             user.failed_password_attempts = 0
-            session.add(user)
         return
-    user_id = user.id
+    user_id, actor = user.id, SimpleNamespace(username=user.username, role=user.role)
 
     def count_failure(again: Session) -> None:
-        row = again.get(User, user_id)
-        if row is None:
-            return
-        row.failed_password_attempts += 1
-        locked = row.failed_password_attempts >= settings.max_password_failures
-        if locked:
-            row.locked_until = utcnow() + timedelta(minutes=settings.lockout_minutes)
-        again.add(row)
-        again.flush()
+        failed = again.execute(
+            update(table)
+            .where(table.c.id == user_id)
+            .values(failed_password_attempts=table.c.failed_password_attempts + 1)
+            .returning(table.c.failed_password_attempts)
+        ).scalar_one()
+        locked_until = None
+        if failed >= settings.max_password_failures:
+            locked_until = utcnow() + timedelta(minutes=settings.lockout_minutes)
+            again.execute(
+                update(table).where(table.c.id == user_id).values(locked_until=locked_until)
+            )
         ledger.append(
             again,
-            actor=row,
-            action="user.locked" if locked else "user.password_failed",
+            actor=actor,
+            action="user.locked" if locked_until else "user.password_failed",
             entity="user",
-            entity_id=row.username,
-            new={"failed_attempts": row.failed_password_attempts, "locked_until": row.locked_until},
+            entity_id=actor.username,
+            new={"failed_attempts": failed, "locked_until": locked_until},
         )
 
     record_even_if_refused(session, count_failure)

@@ -218,6 +218,34 @@ def test_removing_the_newest_events_is_found(engine: Engine, world: World) -> No
     assert not result.ok and "removed from the end" in (result.problem or "")
 
 
+def test_an_event_slipped_in_after_the_head_is_found(engine: Engine, world: World) -> None:
+    """A row added past the end without moving the head (as a forger would) is reported."""
+    Lab.start(engine, world).lipoaspirate()
+    last = event_count(engine)
+    columns = (
+        "occurred_at, actor, actor_role, action, entity, entity_id, materials, "
+        'from_, "to", reason, old, new, corrects_seq'
+    )
+    _behind_the_back(
+        engine,
+        f"INSERT INTO custody_event (seq, prev_hash, hash, {columns}) "
+        f"SELECT seq + 1, hash, '{'f' * 64}', {columns} FROM custody_event WHERE seq = {last}",
+    )
+    result = verify(engine)
+    assert not result.ok and result.broken_seq == last + 1, result.summary()
+    assert "past the end" in (result.problem or "")
+
+
+def test_an_altered_head_is_found(engine: Engine, world: World) -> None:
+    Lab.start(engine, world).lipoaspirate()
+    last = event_count(engine)
+    with engine.begin() as conn:
+        conn.execute(text(f"UPDATE custody_head SET hash = '{'0' * 64}'"))
+    result = verify(engine)
+    assert not result.ok and result.broken_seq == last, result.summary()
+    assert "head was altered" in (result.problem or "")
+
+
 def test_concurrent_appends_form_one_chain(engine: Engine, world: World) -> None:
     lab = Lab.start(engine, world)
     lipos = [lab.lipoaspirate() for _ in range(6)]

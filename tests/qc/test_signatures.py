@@ -138,3 +138,36 @@ def test_intake_step_can_be_signed_as_performed(engine: Engine, world: World) ->
     with read_session(engine) as s:
         (check,) = signatures_for(s, record_type="step", record_id=str(step.id))
     assert check.valid and check.signature.meaning == "performed"
+
+
+def test_a_refused_signature_undoes_the_transaction_but_keeps_the_count(
+    engine: Engine, world: World
+) -> None:
+    """Work done earlier in the same transaction is rolled back with the wrong password,
+    while the failure and its audit event are committed in that same transaction."""
+    from lims.custody import ledger
+
+    lab = Lab.start(engine, world)
+    lipo = lab.lipoaspirate()
+    lab.ensure_password(world.qa_id)
+    with read_session(engine) as s:
+        events_before = len(s.exec(select(CustodyEvent)).all())
+    with pytest.raises(AuthenticationFailed), write_session(engine) as s:
+        qa = s.get(User, world.qa_id)
+        assert qa is not None
+        ledger.append(s, actor=qa, action="test.before_signing", entity="test", entity_id="1")
+        sign(
+            s,
+            user=qa,
+            password="not the password",
+            meaning=Meaning.REVIEWED,
+            record_type="material",
+            record_id=lipo,
+        )
+    with read_session(engine) as s:
+        actions = [e.action for e in s.exec(select(CustodyEvent)).all()]
+        qa = s.get(User, world.qa_id)
+        assert qa is not None and qa.failed_password_attempts == 1
+        assert ledger.verify_chain(s).ok
+    assert len(actions) == events_before + 1
+    assert actions[-1] == "user.password_failed" and "test.before_signing" not in actions

@@ -26,7 +26,6 @@ from urllib.parse import quote
 
 import httpx
 import jwt
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
@@ -473,7 +472,7 @@ def test_streamed_oversize_body_without_length(engine: Engine, api: Api, figures
             headers=api.as_("clinic") | {"content-type": "application/json"},
         )
         assert "content-length" not in {k.lower() for k in r.request.headers}
-        # Refused, with a reason, nothing created. (Which 4xx: see the xfail below.)
+        # Refused, with a reason, nothing created (the exact 413: the last test below).
         assert r.status_code in (400, 413) and _is_problem(r), r.text
         listed = client.get("/api/v1/clinic/api-keys", headers=api.as_("clinic"))
         assert listed.json() == []  # nothing created
@@ -603,11 +602,7 @@ def test_generated_text_as_ids_never_crashes(
     )
 
 
-# --- known 5xx: kept visible until fixed --------------------------------------------------------
-
-
-def _known(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=reason)
+# --- found by this suite as 5xx (or a wrong answer), since fixed ---------------------------------
 
 
 HUGE = "1e999999999"

@@ -1,11 +1,11 @@
 """An auditor verifying the chain while the lab keeps writing must not get a false alarm.
 
-``verify_chain`` reads the events (in batches) and then the head. On PostgreSQL (READ
-COMMITTED) each statement sees the latest commits, so an append committed between the
-two reads makes the head look ahead of the chain, and the verdict is "events were removed
-from the end" -- a false tampering alarm. The soak (test_soak.py) hits this by chance; this
-test makes the interleaving exact: a real second writer commits a real append at the moment
-the verifier is about to read the head.
+``verify_chain`` used to read the events (in batches) and then the head. On PostgreSQL
+(READ COMMITTED) each statement sees the latest commits, so an append committed between
+the two reads made the head look ahead of the chain, and the verdict was "events were
+removed from the end" -- a false tampering alarm (found by the soak in test_soak.py). It
+now reads the head first and verifies up to it. This test makes the interleaving exact: a
+real second writer commits a real append at the moment the verifier reads the head.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, event
 
 from lims.custody import ledger
@@ -22,22 +21,10 @@ from tests.builders import Lab
 from tests.conftest import World
 from tests.reliability.conftest import Row
 
-KNOWN_ON_POSTGRES = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "lims.custody.ledger.verify_chain reads the head after the events, in another "
-        "statement; on PostgreSQL an append committed in between reads as 'events were "
-        "removed from the end'. Fix: read the head first and verify events up to head.seq "
-        "(or read both in one REPEATABLE READ transaction)."
-    ),
-)
-
 
 def test_verify_while_another_writer_commits_is_not_a_false_alarm(
-    engine: Engine, world: World, request: pytest.FixtureRequest, figures: Row
+    engine: Engine, world: World, figures: Row
 ) -> None:
-    if engine.dialect.name == "postgresql":
-        request.applymarker(KNOWN_ON_POSTGRES)
     Lab.start(engine, world).lipoaspirate()
     fired: list[bool] = []
 
