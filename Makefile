@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.custody
 	$(BIN)/python -m bench.verify
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.flows --prefect postgres
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-*

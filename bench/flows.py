@@ -372,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     client_log = logging.getLogger("prefect.client")
     client_log.addHandler(RETRIES)
     client_log.setLevel(logging.DEBUG)
+    client_log.propagate = False  # its DEBUG lines are for the counter, not the console
     summary: list[str] = []
     try:
         for prefect in [p.strip() for p in args.prefect.split(",") if p.strip()]:
