@@ -81,7 +81,7 @@ def event_kwargs(n: int, actor: User) -> dict[str, Any]:
     }
 
 
-def row_of(event: CustodyEvent) -> dict[str, Any]:
+def row_of(event: ledger.AppendedEvent) -> dict[str, Any]:
     return {c.name: getattr(event, c.name) for c in EVENT_TABLE.columns}
 
 

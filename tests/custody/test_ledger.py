@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select, text
@@ -365,3 +366,39 @@ def test_canonical_form_is_as_documented(engine: Engine, world: World) -> None:
     assert event["prev_hash"] == "0" * 64 and event["seq"] == 1
     assert event["occurred_at"].endswith("Z")
     assert verify_events([event]).ok
+
+
+def test_appends_around_savepoints_form_one_chain(engine: Engine, world: World) -> None:
+    """A transaction knows its head after its first append; a rollback to a savepoint
+    undoes the events appended in it, and the next append must link to what remains."""
+    Lab.start(engine, world).lipoaspirate()
+    before = event_count(engine)
+
+    def note(s: Any, what: str) -> None:
+        ledger.append(s, actor=None, action=f"test.{what}", entity="test", entity_id=what)
+
+    with write_session(engine) as s:
+        note(s, "a")
+        undone = s.begin_nested()
+        note(s, "b")
+        note(s, "b2")
+        undone.rollback()
+        note(s, "c")
+        with s.begin_nested():
+            note(s, "d")
+        note(s, "e")
+        with s.begin_nested():
+            pass
+        note(s, "f")
+    with read_session(engine) as s:
+        actions = (
+            s.execute(
+                select(col(CustodyEvent.action))
+                .where(col(CustodyEvent.seq) > before)
+                .order_by(col(CustodyEvent.seq))
+            )
+            .scalars()
+            .all()
+        )
+        assert ledger.verify_chain(s).ok
+    assert actions == ["test.a", "test.c", "test.d", "test.e", "test.f"]
