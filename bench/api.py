@@ -50,6 +50,7 @@ import httpx
 
 from bench.common import Database, fresh_database, machine, pct
 from lims.db import utcnow, write_session
+from lims.demo import PASSING_AAPE_QC
 from lims.materials.kinds import MaterialKind, Use
 from lims.materials.service import get_material, register_material, transition
 from lims.parties.models import Role, User
@@ -72,18 +73,6 @@ PATIENTS = 4
 VIALS_PER_LOT = 2000
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 100.0
-PASSING: dict[str, object] = {
-    "sterility": "no growth",
-    "mycoplasma": "not detected",
-    "endotoxin": "0.5 EU/mL",
-    "residual_moisture": "1.2 %",
-    "protein": "350 ug/mL",
-    "vegf": "711 pg/mL",
-    "appearance": "conforms",
-    "viability": "90 %",
-    "cell_count": "5e6 cells",
-    "identity": "conforms",
-}
 INSTRUMENTS = [
     "centrifuge",
     "shaking_incubator",
@@ -306,7 +295,11 @@ def _lot(db: Database, cast: Cast, coi: str, vials: int) -> str:
             tech2 = s.get(User, cast.tech2)
             assert tech2 is not None
             enter_result(
-                s, material=get_material(s, lot), test_code=code, value=PASSING[code], actor=tech2
+                s,
+                material=get_material(s, lot),
+                test_code=code,
+                value=PASSING_AAPE_QC[code],
+                actor=tech2,
             )
     with write_session(db.engine) as s:
         qa = s.get(User, cast.qa)

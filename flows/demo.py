@@ -54,7 +54,7 @@ from flows.qc import lot_qc
 from flows.svf import svf_separation
 from lims.custody.models import CustodyEvent
 from lims.db import read_session, utcnow, write_session
-from lims.demo import DEMO_PASSWORD, _get_or_create_clinic, _get_or_create_user
+from lims.demo import DEMO_PASSWORD, PASSING_AAPE_QC, _get_or_create_clinic, _get_or_create_user
 from lims.materials.models import Material
 from lims.materials.service import get_material, transition
 from lims.parties.models import DonorType, Patient, Role, User
@@ -110,15 +110,7 @@ CLARIFY_PARAMETERS = {
     "filter_pore": "0.22 um",
     "hold": "fresh",
 }
-PASSING_QC = {
-    "sterility": "no growth",
-    "endotoxin": "0.8 EU/mL",
-    "mycoplasma": "not detected",
-    "residual_moisture": "1.2 %",
-    "protein": "412 ug/mL",
-    "vegf": "705 pg/mL",
-    "appearance": "conforms",
-}
+PASSING_QC = PASSING_AAPE_QC
 
 
 class DemoFailed(RuntimeError):
