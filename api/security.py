@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from lims.auth.service import authenticate_api_key
 from lims.db import read_session, utcnow
 from lims.errors import LimsError
-from lims.parties.models import Role, User
+from lims.parties.models import LAB_STAFF, Role, User
 from lims.settings import get_settings
 from lims.signatures.passwords import AuthenticationFailed
 
@@ -121,7 +121,7 @@ def require(*roles: Role) -> Callable[[User], User]:
 
 
 CLINIC = (Role.CLINIC,)
-LAB = (Role.TECHNICIAN, Role.QA, Role.ADMIN)
+LAB = sorted(LAB_STAFF)
 QA = (Role.QA,)
 AUDIT = (Role.AUDITOR, Role.QA, Role.ADMIN)
 ADMIN = (Role.ADMIN,)

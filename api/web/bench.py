@@ -16,7 +16,7 @@ from lims.db import read_session, write_session
 from lims.errors import LimsError, NotFound, StepRefused
 from lims.materials.models import Material, StorageLocation
 from lims.materials.service import get_material, remaining
-from lims.parties.models import Instrument, ReagentLot, Role
+from lims.parties.models import LAB_STAFF, Instrument, ReagentLot
 from lims.sops.catalog import SOPS
 from lims.sops.service import definition_of, sop_in_force
 from lims.sops.spec import InputMode, ParamType, SopDefinition
@@ -24,7 +24,7 @@ from lims.steps.service import InputBooking, LossBooking, OutputRequest, record_
 from lims.units import KINDS
 
 router = APIRouter(include_in_schema=False)
-STAFF = (Role.TECHNICIAN, Role.QA, Role.ADMIN)
+STAFF = sorted(LAB_STAFF)
 
 
 def _queue(session: Session) -> list[dict[str, Any]]:

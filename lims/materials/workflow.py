@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lims.materials.kinds import MaterialKind
-from lims.parties.models import Role
+from lims.parties.models import LAB_STAFF, Role
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -31,7 +31,7 @@ REJECTED = "REJECTED"
 EXPIRED = "EXPIRED"
 DESTROYED = "DESTROYED"
 
-STAFF = frozenset({Role.TECHNICIAN, Role.QA, Role.ADMIN})
+STAFF = LAB_STAFF
 QA_ONLY = frozenset({Role.QA})
 CLINIC_SIDE = frozenset({Role.CLINIC, Role.TECHNICIAN, Role.QA, Role.ADMIN})
 # Targets that always need a written reason (EU GMP Annex 11 section 9).

@@ -20,7 +20,7 @@ from lims.identity.codes import parse_coi_id
 from lims.materials.models import Material
 from lims.materials.service import hand_over, transition
 from lims.orders.models import DoseOrder, OrderStatus, Product
-from lims.parties.models import Clinic, Patient, Role, User
+from lims.parties.models import LAB_STAFF, Clinic, Patient, Role, User
 from lims.qc.service import current_results
 from lims.steps.service import InputBooking, OutputRequest, record_step
 from lims.units import KINDS, Quantity, QuantityKind, parse_quantity
@@ -40,7 +40,7 @@ MAX_DOSE = {
     QuantityKind.CELLS: ("7.5e6 cells", "DSC doses 3e5-7.5e6 cells [29]"),
 }
 MAX_SESSIONS = 12  # DOSE-ALLOCATE v1 session_number 1-12 (4-6 sessions [2]; 6 [3])
-LAB_ROLES = frozenset({Role.TECHNICIAN, Role.QA, Role.ADMIN})
+LAB_ROLES = LAB_STAFF
 
 
 # --- tenancy ---------------------------------------------------------------------------

@@ -18,6 +18,10 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+# The lab's own people: who may record, sign, test and ship (a clinic or auditor may not).
+LAB_STAFF = frozenset({Role.TECHNICIAN, Role.QA, Role.ADMIN})
+
+
 class DonorType(StrEnum):
     """Whose tissue: a patient treated with their own (autologous) or a donor's for others."""
 

@@ -18,7 +18,7 @@ from lims.materials.kinds import Use
 from lims.materials.models import Material
 from lims.materials.service import transition
 from lims.materials.workflow import ON_HOLD, RELEASED, TransitionContext, machine_for
-from lims.parties.models import Patient, Role, User
+from lims.parties.models import LAB_STAFF, Patient, Role, User
 from lims.qc.models import Deviation, DonorEligibility, QcResult
 from lims.qc.specs import QcTest, Specification, limit_text, specification_for
 from lims.signatures.models import Meaning
@@ -27,7 +27,7 @@ from lims.sops.models import SopVersion
 from lims.steps.models import Step
 from lims.units import parse_quantity
 
-QC_ROLES = frozenset({Role.TECHNICIAN, Role.QA, Role.ADMIN})
+QC_ROLES = LAB_STAFF
 SYSTEM_USERNAME = "system"
 
 

@@ -8,12 +8,12 @@ from sqlmodel import Session, col, select
 
 from lims.custody import ledger
 from lims.errors import InvalidInput, RuleViolation
-from lims.parties.models import Role, User
+from lims.parties.models import LAB_STAFF, Role, User
 from lims.signatures.models import Meaning, Signature
 from lims.signatures.passwords import check_password
 from lims.signatures.records import record_digest
 
-SIGNING_ROLES = frozenset({Role.TECHNICIAN, Role.QA, Role.ADMIN})
+SIGNING_ROLES = LAB_STAFF
 
 
 def sign(

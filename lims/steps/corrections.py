@@ -15,13 +15,13 @@ from sqlmodel import Session, col, select
 from lims.custody import ledger
 from lims.custody.models import CustodyEvent
 from lims.errors import InvalidInput, RuleViolation
-from lims.parties.models import Role, User
+from lims.parties.models import LAB_STAFF, Role, User
 from lims.sops.models import SopVersion
 from lims.sops.service import definition_of
 from lims.sops.validation import check_parameters
 from lims.steps.models import Step, StepCorrection
 
-CORRECTING_ROLES = frozenset({Role.TECHNICIAN, Role.QA, Role.ADMIN})
+CORRECTING_ROLES = LAB_STAFF
 
 
 def corrections_of(session: Session, *, step: Step) -> list[StepCorrection]:

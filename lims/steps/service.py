@@ -28,14 +28,14 @@ from lims.materials.kinds import KIND_DIMENSIONS, MaterialKind, Use
 from lims.materials.models import LineageEdge, Material
 from lims.materials.service import describe, lock_materials, next_material_id, transition
 from lims.materials.workflow import machine_for
-from lims.parties.models import Instrument, ReagentLot, Role, User
+from lims.parties.models import LAB_STAFF, Instrument, ReagentLot, Role, User
 from lims.sops.service import definition_of, sop_in_force
 from lims.sops.spec import InputMode, InputSpec, OutputSpec, SopDefinition, shelf_life_delta
 from lims.sops.validation import check_parameters
 from lims.steps.models import Step, StepInput, StepLoss, StepResource
 from lims.units import KINDS, Quantity, QuantityKind, parse_quantity
 
-RECORDING_ROLES = frozenset({Role.TECHNICIAN, Role.QA, Role.ADMIN})
+RECORDING_ROLES = LAB_STAFF
 # A step may be entered after the fact (a bench without a terminal), but not weeks later
 # and never in the future: records are contemporaneous (ALCOA+).
 MAX_LATE_ENTRY = timedelta(days=7)
