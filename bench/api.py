@@ -51,8 +51,9 @@ import httpx
 from bench.common import Database, fresh_database, machine, pct
 from lims.db import utcnow, write_session
 from lims.demo import PASSING_AAPE_QC
+from lims.lifecycle import transition
 from lims.materials.kinds import MaterialKind, Use
-from lims.materials.service import get_material, register_material, transition
+from lims.materials.service import get_material, register_material
 from lims.parties.models import Role, User
 from lims.parties.service import (
     add_instrument,

@@ -55,8 +55,9 @@ from flows.svf import svf_separation
 from lims.custody.models import CustodyEvent
 from lims.db import read_session, utcnow, write_session
 from lims.demo import DEMO_PASSWORD, PASSING_AAPE_QC, _get_or_create_clinic, _get_or_create_user
+from lims.lifecycle import transition
 from lims.materials.models import Material
-from lims.materials.service import get_material, transition
+from lims.materials.service import get_material
 from lims.parties.models import DonorType, Patient, Role, User
 from lims.parties.service import (
     add_instrument,

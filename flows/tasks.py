@@ -22,6 +22,7 @@ from flows.common import (
 from lims.custody.ledger import jsonable
 from lims.db import write_session
 from lims.errors import NotFound
+from lims.lifecycle import transition
 from lims.materials.kinds import KIND_DIMENSIONS, MaterialKind, Use
 from lims.materials.models import StorageLocation
 from lims.materials.service import (
@@ -29,7 +30,6 @@ from lims.materials.service import (
     get_material,
     move_material,
     register_material,
-    transition,
 )
 from lims.parties.models import Instrument, ReagentLot
 from lims.parties.service import get_patient

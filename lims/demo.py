@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from lims.db import utcnow, write_session
 from lims.dispatch.gate import DispatchRequest, dispatch_verify
 from lims.errors import LimsError
+from lims.lifecycle import transition
 from lims.materials.kinds import MaterialKind, Use
 from lims.materials.models import Material, StorageLocation
 from lims.materials.service import (
@@ -24,7 +25,6 @@ from lims.materials.service import (
     get_material,
     hand_over,
     register_material,
-    transition,
 )
 from lims.parties.models import Clinic, DonorType, Patient, Role, User
 from lims.parties.service import (

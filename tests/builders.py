@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import Engine
 
 from lims.db import utcnow, write_session
+from lims.lifecycle import transition
 from lims.materials.kinds import MaterialKind, Use
 from lims.materials.models import Material
-from lims.materials.service import get_material, register_material, transition
+from lims.materials.service import get_material, register_material
 from lims.parties.models import User
 from lims.parties.service import get_patient
 from lims.qc.models import QcResult

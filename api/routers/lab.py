@@ -27,6 +27,7 @@ from lims.db import read_session, write_session
 from lims.documents.labels import render_label
 from lims.errors import NotFound
 from lims.identity.codes import parse_material_id
+from lims.lifecycle import transition
 from lims.materials.models import Material, StorageLocation
 from lims.materials.service import (
     add_storage_location,
@@ -34,7 +35,6 @@ from lims.materials.service import (
     hand_over,
     lab_custodian,
     move_material,
-    transition,
 )
 from lims.orders.models import DoseOrder
 from lims.orders.service import allocate_order, dispatch_order, order_for

@@ -17,8 +17,8 @@ from sqlmodel import Session, col, select
 from lims.db import utcnow
 from lims.errors import LimsError, RuleViolation
 from lims.identity.codes import format_material_id, parse_coi_id, parse_material_id
+from lims.lifecycle import transition
 from lims.materials.models import LineageEdge, Material
-from lims.materials.service import transition
 from lims.parties.models import Patient, User
 from lims.signatures.models import Meaning
 from lims.signatures.service import signatures_for

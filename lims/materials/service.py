@@ -1,11 +1,15 @@
-"""Material use cases: ids, registration, state transitions, storage moves, lineage."""
+"""Material use cases: ids, finding and locking, registration, custody hand-overs.
+
+State transitions are ``lims.lifecycle.transition`` (the lab's whole policy); storage is
+``lims.materials.storage`` and lineage ``lims.materials.lineage``, re-exported here for
+their many callers.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import CompoundSelect, func, literal, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -14,18 +18,33 @@ from lims.db import is_write_session, utcnow
 from lims.errors import IllegalTransition, InvalidInput, NotFound, RuleViolation
 from lims.identity.codes import format_material_id, make_material_id, parse_material_id
 from lims.materials.kinds import KIND_DIMENSIONS, MaterialKind, Use
-from lims.materials.models import IdSequence, LineageEdge, Material, StorageLocation
-from lims.materials.workflow import (
-    EXPIRED,
-    ON_HOLD,
-    REASON_REQUIRED,
-    RELEASED,
-    TransitionContext,
-    machine_for,
-)
-from lims.parties.models import Patient, Role, User
+from lims.materials.lineage import LineageRow, ancestors, descendants
+from lims.materials.models import IdSequence, Material, StorageLocation
+from lims.materials.policy import PROCESSING_MODES, processing_step_ids
+from lims.materials.storage import add_storage_location, move_material
+from lims.materials.workflow import machine_for
+from lims.parties.models import Patient, User
 from lims.settings import get_settings
-from lims.units import Quantity
+from lims.units import Quantity, QuantityKind
+
+__all__ = [
+    "PROCESSING_MODES",
+    "LineageRow",
+    "add_storage_location",
+    "ancestors",
+    "descendants",
+    "describe",
+    "get_material",
+    "hand_over",
+    "is_expired",
+    "lab_custodian",
+    "lock_materials",
+    "move_material",
+    "next_material_id",
+    "processing_step_ids",
+    "register_material",
+    "remaining",
+]
 
 
 def next_material_id(session: Session, *, at: datetime | None = None) -> str:
@@ -164,151 +183,6 @@ def _describe(material: Material) -> str:
     return f"{material.kind} {format_material_id(material.material_id)}"
 
 
-def transition(
-    session: Session,
-    *,
-    material: Material,
-    to_state: str,
-    actor: User,
-    reason: str | None = None,
-) -> Material:
-    """Move ``material`` to ``to_state`` if the kind's machine, roles and guards allow it."""
-    machine = machine_for(material.kind)
-    current = material.state
-    allowed = machine.targets(current, material.held_from_state)
-    if to_state not in allowed:
-        options = ", ".join(sorted(allowed)) or "nothing (final state)"
-        hint = machine.hints.get(to_state)
-        quarantine = " (QUARANTINE)" if current in machine.quarantine else ""
-        raise IllegalTransition(
-            f"{_describe(material)} is {current}{quarantine}; it cannot go to {to_state}"
-            + (f": {hint}" if hint else "")
-            + f". From {current} it can go to: {options}",
-            field="state",
-        )
-    roles = machine.roles_for(to_state)
-    if Role(actor.role) not in roles:
-        raise RuleViolation(
-            f"{actor.role} {actor.username} may not move {_describe(material)} to "
-            f"{to_state}; that needs {' or '.join(sorted(r.value for r in roles))}"
-        )
-    if to_state in REASON_REQUIRED and not (reason and reason.strip()):
-        raise InvalidInput(f"moving to {to_state} needs a reason", field="reason")
-    ctx = TransitionContext(session=session, actor=actor, reason=reason, now=utcnow())
-    problems: list[str] = []
-    for guard in GUARDS.get(to_state, []):
-        problems.extend(guard(material, ctx))
-    if problems:
-        raise IllegalTransition(
-            f"{_describe(material)} cannot go to {to_state}: " + "; ".join(problems)
-        )
-    ledger.append(
-        session,
-        actor=actor,
-        action="material.state_changed",
-        entity="material",
-        entity_id=material.material_id,
-        materials=[material.material_id],
-        old={"state": current},
-        new={"state": to_state},
-        reason=reason,
-    )
-    if to_state == ON_HOLD:
-        material.held_from_state = current
-    elif current == ON_HOLD:
-        material.held_from_state = None
-    material.state = to_state
-    material.updated_at = ctx.now
-    if to_state in machine.terminal:
-        material.location_id = None
-    session.add(material)
-    session.flush()
-    return material
-
-
-# Steps that work on a material where it is (intake, lyophilisation, a count), as opposed
-# to steps that take from it to make something else (a dose, a passage).
-PROCESSING_MODES = ("inspect", "in_place", "measure")
-
-
-def processing_step_ids(material: Material) -> CompoundSelect[int | None]:
-    """A query for the ids of the steps that made ``material`` or processed it in place:
-    its batch record (what a release signs and whose performers may not release it)."""
-    from lims.steps.models import Step, StepInput
-
-    made = select(col(Step.id)).where(col(Step.id) == material.created_in_step_id)
-    processed = select(col(StepInput.step_id)).where(
-        col(StepInput.material_id) == material.id,
-        col(StepInput.mode).in_(PROCESSING_MODES),
-    )
-    return made.union(processed)
-
-
-def _performers(session: Session, material: Material) -> set[int]:
-    """Users who performed a step of this material's batch record."""
-    from lims.steps.models import Step
-
-    ids = processing_step_ids(material).subquery()
-    query = select(col(Step.performed_by_id)).where(col(Step.id).in_(select(ids.c[0])))
-    return set(session.execute(query).scalars())
-
-
-def _release_guard(material: Material, ctx: TransitionContext) -> list[str]:
-    problems = []
-    if ctx.actor.id in _performers(ctx.session, material):
-        problems.append(
-            f"{ctx.actor.printed_name} recorded a processing step of this material; "
-            "release needs a second person (four-eyes)"
-        )
-    if material.expires_at is not None and material.expires_at <= ctx.now:
-        problems.append(f"it expired at {material.expires_at:%Y-%m-%d %H:%M} UTC")
-    # QC results, deviations, donor eligibility and the release signature (lims.qc).
-    from lims.qc.service import release_problems
-
-    problems.extend(release_problems(material, ctx))
-    return problems
-
-
-def _expiry_guard(material: Material, ctx: TransitionContext) -> list[str]:
-    if material.expires_at is None or material.expires_at > ctx.now:
-        return [f"it does not expire until {material.expires_at or 'never'}"]
-    return []
-
-
-GUARDS = {RELEASED: [_release_guard], EXPIRED: [_expiry_guard]}
-
-
-def move_material(
-    session: Session, *, material: Material, location: StorageLocation, actor: User
-) -> Material:
-    """Put ``material`` in a storage position; a position holds one material at a time."""
-    if material.state in machine_for(material.kind).terminal:
-        raise RuleViolation(f"{_describe(material)} is {material.state}; it is not stored")
-    occupant = session.execute(
-        select(Material).where(col(Material.location_id) == location.id)
-    ).scalar_one_or_none()
-    if occupant is not None and occupant.id != material.id:
-        raise RuleViolation(f"{location.label()} already holds {_describe(occupant)}")
-    previous = session.get(StorageLocation, material.location_id) if material.location_id else None
-    if location.id is None:
-        session.flush()
-    material.location_id = location.id
-    material.updated_at = utcnow()
-    session.add(material)
-    session.flush()
-    ledger.append(
-        session,
-        actor=actor,
-        action="material.moved",
-        entity="material",
-        entity_id=material.material_id,
-        materials=[material.material_id],
-        from_=previous.label() if previous else None,
-        to=location.label(),
-    )
-    return material
-
-
 CUSTODIAN_KINDS = ("lab", "courier", "clinic")
 
 
@@ -354,54 +228,6 @@ def hand_over(
     return material
 
 
-def add_storage_location(
-    session: Session,
-    *,
-    site: str,
-    freezer: str,
-    rack: str,
-    box: str,
-    position: str,
-    actor: User,
-    temperature: Quantity | None = None,
-) -> StorageLocation:
-    """Register a storage position (one material fits in it)."""
-    parts = {"site": site, "freezer": freezer, "rack": rack, "box": box, "position": position}
-    for name, value in parts.items():
-        if not isinstance(value, str) or not value.strip() or "/" in value:
-            raise InvalidInput(f"{name} is required and may not contain '/'", field=name)
-    location = StorageLocation(
-        site=site.strip(),
-        freezer=freezer.strip(),
-        rack=rack.strip(),
-        box=box.strip(),
-        position=position.strip(),
-        temperature_c=temperature.canonical if temperature is not None else None,
-    )
-    exists = session.execute(
-        select(StorageLocation).where(
-            col(StorageLocation.site) == location.site,
-            col(StorageLocation.freezer) == location.freezer,
-            col(StorageLocation.rack) == location.rack,
-            col(StorageLocation.box) == location.box,
-            col(StorageLocation.position) == location.position,
-        )
-    ).scalar_one_or_none()
-    if exists is not None:
-        raise RuleViolation(f"storage position {exists.label()} already exists")
-    session.add(location)
-    session.flush()
-    ledger.append(
-        session,
-        actor=actor,
-        action="storage.position_added",
-        entity="storage_location",
-        entity_id=location.id or 0,
-        new={**parts, "temperature": temperature},
-    )
-    return location
-
-
 def describe(material: Material, *, patient: Patient | None = None) -> dict[str, object]:
     """The fields of a material as a ledger event records them."""
     return {
@@ -422,65 +248,7 @@ def describe(material: Material, *, patient: Patient | None = None) -> dict[str,
     }
 
 
-@dataclass(frozen=True)
-class LineageRow:
-    material_id: str
-    kind: str
-    state: str
-    depth: int
-    remaining: Quantity
-    initial: Quantity
-    patient_id: int
-
-
-def _lineage(session: Session, material: Material, *, up: bool) -> list[LineageRow]:
-    edge = LineageEdge.__table__.c  # type: ignore[attr-defined]
-    near, far = (edge.child_id, edge.parent_id) if up else (edge.parent_id, edge.child_id)
-    seed = select(far.label("id"), literal(1).label("depth")).where(near == material.id)
-    tree = seed.cte("tree", recursive=True)
-    step = select(far, tree.c.depth + 1).join(tree, near == tree.c.id)
-    # UNION, not UNION ALL: a material reached by two pooled paths at the same depth is
-    # kept once, so pooling does not multiply the rows the recursion carries.
-    tree = tree.union(step)
-    nearest = (
-        select(tree.c.id, func.min(tree.c.depth).label("depth")).group_by(tree.c.id).subquery()
-    )
-    rows = session.execute(
-        select(Material, nearest.c.depth)
-        .join(nearest, col(Material.id) == nearest.c.id)
-        .order_by(nearest.c.depth, col(Material.id))
-    ).all()
-    return [_row(m, depth) for m, depth in rows]
-
-
-def _row(m: Material, depth: int) -> LineageRow:
-    from lims.units import QuantityKind
-
-    kind = QuantityKind(m.quantity_kind)
-    return LineageRow(
-        material_id=m.material_id,
-        kind=m.kind,
-        state=m.state,
-        depth=depth,
-        remaining=Quantity.from_canonical(kind, m.remaining_canonical),
-        initial=Quantity.from_canonical(kind, m.initial_canonical),
-        patient_id=m.patient_id,
-    )
-
-
-def ancestors(session: Session, *, material: Material) -> list[LineageRow]:
-    """Every material this one came from, nearest first (recursive CTE)."""
-    return _lineage(session, material, up=True)
-
-
-def descendants(session: Session, *, material: Material) -> list[LineageRow]:
-    """Every material made from this one, nearest first (recursive CTE)."""
-    return _lineage(session, material, up=False)
-
-
 def remaining(material: Material) -> Quantity:
-    from lims.units import QuantityKind
-
     return Quantity.from_canonical(
         QuantityKind(material.quantity_kind), material.remaining_canonical
     )

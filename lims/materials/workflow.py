@@ -4,13 +4,12 @@ Each machine lists its states, the allowed transitions, which states are quarant
 which are terminal. Shared rules apply to every kind: any non-terminal state may go
 ON_HOLD (deviation, recall) and come back to the state it was held from; REJECTED and
 EXPIRED go only to DESTROYED; RELEASED goes to EXPIRED at expiry. Rules that need more
-than the table (who may release, four-eyes) are guards: they return the reasons a
-transition is refused, so the refusal can say why.
+than the table (who may release, four-eyes) are rule objects (lims.materials.policy):
+they return the reasons a transition is refused, so the refusal can say why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -18,12 +17,7 @@ from lims.materials.kinds import MaterialKind
 from lims.parties.models import LAB_STAFF, Role
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
-    from sqlmodel import Session
-
     from lims.materials.models import Material
-    from lims.parties.models import User
 
 ON_HOLD = "ON_HOLD"
 RELEASED = "RELEASED"
@@ -48,17 +42,6 @@ REASON_REQUIRED = frozenset(
         "RETURNED",
     }
 )
-
-
-@dataclass
-class TransitionContext:
-    session: Session
-    actor: User
-    reason: str | None
-    now: datetime
-
-
-Guard = Callable[["Material", TransitionContext], list[str]]
 
 
 @dataclass

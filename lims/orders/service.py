@@ -17,8 +17,9 @@ from lims.db import utcnow
 from lims.dispatch.gate import DispatchRequest, dispatch_verify
 from lims.errors import InvalidInput, NotFound, RuleViolation
 from lims.identity.codes import parse_coi_id
+from lims.lifecycle import transition
 from lims.materials.models import Material
-from lims.materials.service import hand_over, transition
+from lims.materials.service import hand_over
 from lims.orders.models import DoseOrder, OrderStatus, Product
 from lims.parties.models import LAB_STAFF, Clinic, Patient, Role, User
 from lims.qc.service import current_results

@@ -17,7 +17,10 @@ from sqlmodel import Session, col, select
 from lims.custody.ledger import jsonable
 from lims.errors import InvalidInput
 from lims.materials.models import Material
-from lims.materials.service import get_material, processing_step_ids
+from lims.materials.policy import processing_step_ids
+from lims.materials.service import get_material
+from lims.qc.deviations import deviations_of
+from lims.qc.evidence import current_results
 from lims.steps.corrections import current_parameters
 from lims.steps.models import Step, StepInput, StepLoss
 
@@ -97,8 +100,6 @@ def batch_record(session: Session, record_id: str) -> dict[str, Any]:
     steps = session.exec(
         select(Step).where(col(Step.id).in_(select(ids.c[0]))).order_by(col(Step.id))
     ).all()
-    from lims.qc.service import current_results, deviations_of
-
     return {
         "material": _identity(material),
         "steps": [_step(session, s) for s in steps],

@@ -26,7 +26,8 @@ from lims.errors import InvalidInput, LimsError, RuleViolation, StepRefused
 from lims.identity.codes import format_material_id
 from lims.materials.kinds import KIND_DIMENSIONS, MaterialKind, Use
 from lims.materials.models import LineageEdge, Material
-from lims.materials.service import describe, lock_materials, next_material_id, transition
+from lims.lifecycle import transition
+from lims.materials.service import describe, lock_materials, next_material_id
 from lims.materials.workflow import machine_for
 from lims.parties.models import LAB_STAFF, Instrument, ReagentLot, Role, User
 from lims.sops.service import definition_of, sop_in_force

@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 from lims.db import read_session, utcnow, write_session
 from lims.dispatch.gate import DispatchRefused
 from lims.errors import InvalidInput, NotFound, RuleViolation, StepRefused
-from lims.materials.service import get_material, transition
+from lims.lifecycle import transition
+from lims.materials.service import get_material
 from lims.orders.models import DoseOrder
 from lims.orders.service import (
     allocate_order,
