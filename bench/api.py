@@ -568,7 +568,7 @@ def statements(db: Database, tokens: dict[str, str], coi: str) -> dict[str, tupl
 COMPONENTS = {
     "lims/custody/ledger.py:append": "custody ledger append (head lock, hash, 2-3 INSERT/UPDATE)",
     "lims/steps/service.py:record_step": "record_step (validation, bookings, outputs)",
-    "lims/steps/service.py:_create_outputs": "  record_step: creating the dose material",
+    "lims/steps/write.py:create_outputs": "  record_step: creating the dose material",
     "lims/materials/service.py:next_material_id": "  next_material_id (id sequence row)",
     "lims/steps/rules.py:apply": "  stage rules (identity checks)",
     "lims/sops/validation.py:check_parameters": "  SOP parameter checks",

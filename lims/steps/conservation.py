@@ -10,6 +10,7 @@ produced plus what was lost, wherever the step produced or processed in that dim
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -22,6 +23,45 @@ from lims.sops.models import SopVersion
 from lims.sops.spec import InputMode, SopDefinition
 from lims.steps.models import Step, StepInput, StepLoss
 from lims.units import KINDS, QuantityKind, parse_quantity
+
+
+@dataclass(frozen=True)
+class Imbalance:
+    kind: QuantityKind
+    taken: Decimal
+    produced: Decimal
+    lost: Decimal
+    # A dimension the step transforms (mL of fat into cells) need not balance, but its
+    # losses cannot exceed what was taken.
+    over_loss: bool = False
+
+    @property
+    def accounted(self) -> Decimal:
+        return self.produced + self.lost
+
+
+def imbalances(
+    *,
+    taken: Mapping[QuantityKind, Decimal],
+    produced: Mapping[QuantityKind, Decimal],
+    lost: Mapping[QuantityKind, Decimal],
+    in_place: set[QuantityKind],
+) -> list[Imbalance]:
+    """The conservation rule, per dimension: taken = produced + lost wherever the step
+    produced or processed in place in that dimension (or only lost in it)."""
+    found = []
+    for dim in sorted(set(taken) | set(lost), key=str):
+        t, p, x = (
+            taken.get(dim, Decimal(0)),
+            produced.get(dim, Decimal(0)),
+            lost.get(dim, Decimal(0)),
+        )
+        if dim in produced or dim in in_place or dim not in taken:
+            if t != p + x:
+                found.append(Imbalance(dim, t, p, x))
+        elif x > t:
+            found.append(Imbalance(dim, t, p, x, over_loss=True))
+    return found
 
 
 @dataclass
@@ -99,16 +139,16 @@ def _check_steps(
     for step in session.exec(select(Step).order_by(col(Step.id))):
         report.steps_checked += 1
         sop = sops[step.sop_version_id]
-        taken: dict[str, Decimal] = defaultdict(Decimal)
-        produced: dict[str, Decimal] = defaultdict(Decimal)
-        lost: dict[str, Decimal] = defaultdict(Decimal)
-        in_place: set[str] = set()
+        taken: dict[QuantityKind, Decimal] = defaultdict(Decimal)
+        produced: dict[QuantityKind, Decimal] = defaultdict(Decimal)
+        lost: dict[QuantityKind, Decimal] = defaultdict(Decimal)
+        in_place: set[QuantityKind] = set()
         for row in inputs_by_step.get(step.id or 0, []):
-            taken[row.quantity_kind] += row.taken_canonical
+            taken[QuantityKind(row.quantity_kind)] += row.taken_canonical
             if row.mode == InputMode.IN_PLACE:
-                in_place.add(row.quantity_kind)
+                in_place.add(QuantityKind(row.quantity_kind))
         for out in outputs_by_step.get(step.id or 0, []):
-            produced[out.quantity_kind] += out.initial_canonical
+            produced[QuantityKind(out.quantity_kind)] += out.initial_canonical
             param = sop.conversions.get(KINDS[QuantityKind(out.quantity_kind)].canonical_unit)
             if param and param in step.parameters:
                 spec = sop.parameter(param)
@@ -119,11 +159,9 @@ def _check_steps(
                 )
                 produced[per_unit.kind] += out.initial_canonical * per_unit.canonical
         for loss in losses_by_step.get(step.id or 0, []):
-            lost[loss.quantity_kind] += loss.canonical
-        for dim in set(taken) | set(lost):
-            balanced = dim in produced or dim in in_place or dim not in taken
-            if balanced and taken[dim] != produced[dim] + lost[dim]:
-                report.problems.append(
-                    f"step {step.id} ({step.sop_code}): {taken[dim]} {dim} taken, "
-                    f"{produced[dim]} produced + {lost[dim]} lost"
-                )
+            lost[QuantityKind(loss.quantity_kind)] += loss.canonical
+        for gap in imbalances(taken=taken, produced=produced, lost=lost, in_place=in_place):
+            report.problems.append(
+                f"step {step.id} ({step.sop_code}): {gap.taken} {gap.kind} taken, "
+                f"{gap.produced} produced + {gap.lost} lost"
+            )

@@ -1,16 +1,17 @@
 """Stage rules that need more than a parameter range: derived values and cross-checks.
 
-Each rule is registered for an SOP code and runs while the step is being checked; it adds
-derived parameter values (validated against the SOP like typed ones), problems that refuse
-the step, and attribute updates for inputs or outputs. Limits come from the SOP's data.
+Each rule is an object that names the SOP codes it applies to and runs while the step is
+being checked; it adds derived parameter values (validated against the SOP like typed
+ones), problems that refuse the step, and attribute updates for inputs or outputs. Limits
+come from the SOP's data. ``STAGE_RULES`` lists them; the step service holds that book.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
 
@@ -19,27 +20,35 @@ from lims.identity.codes import format_material_id, parse_coi_id
 from lims.materials.kinds import MaterialKind, Use
 from lims.parties.models import Patient
 from lims.sops.spec import limit_decimal
+from lims.steps.context import StepContext
+from lims.steps.models import Step, StepInput
 from lims.units import Quantity, QuantityKind, parse_quantity
 
-if TYPE_CHECKING:
-    from lims.steps.service import StepContext
 
-Rule = Callable[["StepContext"], None]
-RULES: dict[str, list[Rule]] = {}
+@dataclass(frozen=True)
+class StageRule:
+    """A check of one or more stages (SOP codes) that a parameter range cannot express."""
 
+    sop_codes: frozenset[str]
+    check: Callable[[StepContext], None]
 
-def rule(*codes: str) -> Callable[[Rule], Rule]:
-    def register(fn: Rule) -> Rule:
-        for code in codes:
-            RULES.setdefault(code, []).append(fn)
-        return fn
-
-    return register
+    @property
+    def name(self) -> str:
+        return self.check.__name__
 
 
-def apply(ctx: StepContext) -> None:
-    for fn in RULES.get(ctx.sop.code, []):
-        fn(ctx)
+class RuleBook:
+    """The stage rules, by SOP code, in the order they were listed."""
+
+    def __init__(self, rules: Iterable[StageRule]) -> None:
+        self.rules = tuple(rules)
+
+    def for_sop(self, code: str) -> list[StageRule]:
+        return [r for r in self.rules if code in r.sop_codes]
+
+    def apply(self, ctx: StepContext) -> None:
+        for rule in self.for_sop(ctx.sop.code):
+            rule.check(ctx)
 
 
 def _derived(kind: QuantityKind, value: Decimal, unit: str, places: str = "0.01") -> Quantity:
@@ -47,7 +56,6 @@ def _derived(kind: QuantityKind, value: Decimal, unit: str, places: str = "0.01"
     return parse_quantity({"value": str(shown), "unit": unit}, kind)
 
 
-@rule("LIPO-INTAKE", "BIOPSY-INTAKE")
 def time_since_harvest(ctx: StepContext) -> None:
     for item in ctx.inputs:
         collected = item.material.collected_at
@@ -64,7 +72,6 @@ def time_since_harvest(ctx: StepContext) -> None:
         ctx.derived["time_since_harvest"] = _derived(QuantityKind.DURATION, hours, "h")
 
 
-@rule("SVF-SEP")
 def svf_yield(ctx: StepContext) -> None:
     taken = sum((i.taken.canonical for i in ctx.inputs if i.taken), Decimal(0))
     cells = sum((o.quantity.canonical for o in ctx.outputs), Decimal(0))
@@ -83,7 +90,6 @@ def _seeding_density(ctx: StepContext) -> None:
         )
 
 
-@rule("ADSC-SEED", "DP-MICRODISSECT")
 def new_culture(ctx: StepContext) -> None:
     if ctx.sop.code == "ADSC-SEED":
         _seeding_density(ctx)
@@ -103,7 +109,6 @@ def _doublings(material_initial: Decimal, at_seeding: Decimal | None, count: Dec
     return (start + gained).quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
 
 
-@rule("CULTURE-COUNT")
 def culture_count(ctx: StepContext) -> None:
     count = ctx.raw_quantity("cell_count")
     if count is None:
@@ -118,7 +123,6 @@ def culture_count(ctx: StepContext) -> None:
         }
 
 
-@rule("ADSC-PASSAGE", "DP-PASSAGE")
 def passage(ctx: StepContext) -> None:
     _seeding_density(ctx)
     harvested = ctx.raw_quantity("harvested_cells")
@@ -147,10 +151,7 @@ def passage(ctx: StepContext) -> None:
             out.attrs.update(passage=next_passage, doublings_at_seeding=pd, population_doublings=pd)
 
 
-@rule("CM-HARVEST")
 def conditioning_time(ctx: StepContext) -> None:
-    from lims.steps.models import Step, StepInput
-
     for item in ctx.inputs:
         started = ctx.session.exec(
             select(Step.performed_at)
@@ -171,7 +172,6 @@ def conditioning_time(ctx: StepContext) -> None:
         ctx.derived["conditioning_duration"] = _derived(QuantityKind.DURATION, hours, "h")
 
 
-@rule("DOSE-ALLOCATE")
 def dose_identity(ctx: StepContext) -> None:
     """Chain of identity: an autologous dose goes only to its own patient, matched on the
     chain-of-identity id and both identifiers."""
@@ -224,3 +224,16 @@ def dose_identity(ctx: StepContext) -> None:
                         f"{low:f}-{high:f} cells ({ctx.sop.limits['dp_dose_min_cells'].source})"
                     )
     ctx.recipient_id = recipient.id
+
+
+STAGE_RULES = RuleBook(
+    [
+        StageRule(frozenset({"LIPO-INTAKE", "BIOPSY-INTAKE"}), time_since_harvest),
+        StageRule(frozenset({"SVF-SEP"}), svf_yield),
+        StageRule(frozenset({"ADSC-SEED", "DP-MICRODISSECT"}), new_culture),
+        StageRule(frozenset({"CULTURE-COUNT"}), culture_count),
+        StageRule(frozenset({"ADSC-PASSAGE", "DP-PASSAGE"}), passage),
+        StageRule(frozenset({"CM-HARVEST"}), conditioning_time),
+        StageRule(frozenset({"DOSE-ALLOCATE"}), dose_identity),
+    ]
+)
