@@ -49,7 +49,7 @@ def test_cli_upgrade_and_demo_on_a_fresh_file(tmp_path: Path) -> None:
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
-    lims = [sys.executable, "-m", "lims.cli"]
+    lims = [sys.executable, "-m", "cli.main"]
     up = subprocess.run(
         [*lims, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120
     )
@@ -120,7 +120,7 @@ def test_settings_refuse_unsafe_production_defaults() -> None:
 
 def test_cli_user_accounts(tmp_path: Path) -> None:
     env = {**os.environ, "LIMS_DATABASE_URL": f"sqlite:///{tmp_path / 'users.db'}"}
-    lims = [sys.executable, "-m", "lims.cli"]
+    lims = [sys.executable, "-m", "cli.main"]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*lims, *args], env=env, capture_output=True, text=True, timeout=120)

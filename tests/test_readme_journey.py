@@ -27,7 +27,7 @@ def test_readme_curl_journey_works_as_written(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'readme.db'}"
     env = {**os.environ, "LIMS_DATABASE_URL": url}
     demo = subprocess.run(
-        [sys.executable, "-m", "lims.cli", "demo"],
+        [sys.executable, "-m", "cli.main", "demo"],
         env=env,
         cwd=ROOT,
         capture_output=True,

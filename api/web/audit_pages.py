@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api.security import EngineDep
 from api.web.render import page
@@ -17,8 +17,9 @@ from lims.custody.ledger import history, verify_chain
 from lims.db import read_session
 from lims.errors import LimsError
 from lims.identity.codes import format_material_id
-from lims.materials.models import LineageEdge, Material
-from lims.materials.service import ancestors, descendants, get_material, remaining
+from lims.materials.lineage import lineage_graph
+from lims.materials.models import Material
+from lims.materials.service import get_material, remaining
 from lims.parties.models import Role
 from lims.signatures.service import signatures_for
 
@@ -29,20 +30,11 @@ BOX_W, BOX_H, GAP_X, GAP_Y = 190, 54, 40, 14
 
 def lineage_svg(session: Session, material: Material) -> str:
     """The lineage as an SVG picture: donor tissue on the left, every dose on the right."""
-    up = ancestors(session, material=material)
-    down = descendants(session, material=material)
-    levels: dict[str, int] = {material.material_id: 0}
-    levels.update({r.material_id: -r.depth for r in up})
-    levels.update({r.material_id: r.depth for r in down})
-    rows = session.exec(select(Material).where(col(Material.material_id).in_(list(levels)))).all()
-    by_mid = {m.material_id: m for m in rows}
-    by_id = {m.id: m for m in rows}
-    edges = session.exec(
-        select(LineageEdge).where(
-            col(LineageEdge.child_id).in_([m.id for m in rows]),
-            col(LineageEdge.parent_id).in_([m.id for m in rows]),
-        )
-    ).all()
+    graph = lineage_graph(session, material=material)
+    by_id = graph.nodes
+    by_mid = {m.material_id: m for m in by_id.values()}
+    levels = {by_id[i].material_id: level for i, level in graph.levels.items()}
+    edges = graph.edges
     columns: dict[int, list[str]] = {}
     for mid in sorted(levels, key=lambda k: (levels[k], by_mid[k].id or 0)):
         columns.setdefault(levels[mid], []).append(mid)

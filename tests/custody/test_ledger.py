@@ -295,7 +295,7 @@ def _cli_env(engine: Engine) -> dict[str, str]:
 def _export(tmp_path: Path, engine: Engine, *extra: str) -> tuple[Path, dict[str, str]]:
     env = _cli_env(engine)
     out = subprocess.run(
-        [sys.executable, "-m", "lims.cli", "custody", "export", *extra],
+        [sys.executable, "-m", "cli.main", "custody", "export", *extra],
         env=env,
         capture_output=True,
         text=True,
@@ -334,7 +334,7 @@ def test_export_verifies_offline_and_one_byte_changed_fails(
     assert bad.returncode == 1
     assert "BROKEN at event" in bad.stdout and "hash mismatch" in bad.stdout
     cli = subprocess.run(
-        [sys.executable, "-m", "lims.cli", "custody", "verify"],
+        [sys.executable, "-m", "cli.main", "custody", "verify"],
         env=env,
         capture_output=True,
         text=True,

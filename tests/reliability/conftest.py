@@ -231,7 +231,7 @@ def lims_serve(engine: Engine, log: Path, *, timeout: float = 60) -> Iterator[Se
     env = {**os.environ, "LIMS_DATABASE_URL": database_url(engine)}
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "lims.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=sink,

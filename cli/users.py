@@ -8,7 +8,8 @@ from sqlmodel import col, select
 
 from lims.db import make_engine, write_session
 from lims.errors import LimsError
-from lims.parties.models import Clinic, Role, User
+from lims.parties.models import Clinic, Role
+from lims.parties.queries import find_user
 from lims.parties.service import create_user
 from lims.settings import get_settings
 from lims.signatures.passwords import set_password
@@ -58,7 +59,7 @@ def password(
     engine = make_engine(get_settings().database_url)
     try:
         with write_session(engine) as session:
-            user = session.exec(select(User).where(col(User.username) == username.lower())).first()
+            user = find_user(session, username=username)
             if user is None:
                 raise typer.BadParameter(f"no user {username}")
             set_password(session, user=user, password=_password(password), actor=None)

@@ -1,4 +1,5 @@
-"""The ``lims`` command: database upgrade, the demo, serving the app."""
+"""The ``lims`` command: database upgrade, the demo (through the flows), custody checks,
+user accounts, serving the app."""
 
 from __future__ import annotations
 
@@ -8,10 +9,17 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.tree import Tree
+from sqlalchemy import Engine
 
-from lims.cli_users import app as users_app
+from cli.users import app as users_app
 from lims.db import make_engine, read_session, write_session
+from lims.identity.codes import format_material_id
+from lims.materials.lineage import lineage_graph
+from lims.materials.models import Material
+from lims.materials.service import get_material, remaining
 from lims.settings import get_settings
+from lims.steps.conservation import verify_conservation
+from lims.units import Quantity, QuantityKind
 
 app = typer.Typer(
     help="LIMS for adipose-derived stem-cell hair-restoration products.", no_args_is_help=True
@@ -91,53 +99,34 @@ def demo(
         raise typer.Exit(code=1)
 
 
-def print_lineage(engine, material_id: str) -> None:
+def _label(m: Material) -> str:
+    initial = Quantity.from_canonical(QuantityKind(m.quantity_kind), m.initial_canonical)
+    extra = f" P{m.passage}" if m.passage is not None else ""
+    return (
+        f"[bold]{format_material_id(m.material_id)}[/bold] {m.kind}{extra} "
+        f"[cyan]{m.state}[/cyan]  made {initial.canonical_str()}, "
+        f"left {remaining(m).canonical_str()}"
+    )
+
+
+def print_lineage(engine: Engine, material_id: str) -> None:
     """Print the lineage tree below ``material_id`` with states and quantities."""
-    from sqlmodel import col, select
-
-    from lims.identity.codes import format_material_id
-    from lims.materials.models import LineageEdge, Material
-    from lims.materials.service import descendants, get_material, remaining
-    from lims.steps.conservation import verify_conservation
-
     with read_session(engine) as s:
-        root = get_material(s, material_id)
-        rows = descendants(s, material=root)
-        ids = [root.id] + [
-            s.exec(select(Material.id).where(col(Material.material_id) == r.material_id)).one()
-            for r in rows
-        ]
-        edges = s.exec(select(LineageEdge).where(col(LineageEdge.parent_id).in_(ids))).all()
-        by_id = {m.id: m for m in s.exec(select(Material).where(col(Material.id).in_(ids)))}
-        children: dict[int, list[int]] = {}
-        for e in edges:
-            children.setdefault(e.parent_id, []).append(e.child_id)
-
-        def label(m: Material) -> str:
-            from lims.units import Quantity, QuantityKind
-
-            initial = Quantity.from_canonical(QuantityKind(m.quantity_kind), m.initial_canonical)
-            extra = f" P{m.passage}" if m.passage is not None else ""
-            return (
-                f"[bold]{format_material_id(m.material_id)}[/bold] {m.kind}{extra} "
-                f"[cyan]{m.state}[/cyan]  made {initial.canonical_str()}, "
-                f"left {remaining(m).canonical_str()}"
-            )
-
-        tree = Tree(label(root))
-
+        graph = lineage_graph(s, material=get_material(s, material_id), up=False)
+        children = graph.children()
+        tree = Tree(_label(graph.root))
         shown: set[int] = set()
 
         def grow(node: Tree, mid: int) -> None:
-            for child in sorted(children.get(mid, [])):
+            for child in children.get(mid, []):
+                m = graph.nodes[child]
                 if child in shown:  # pooled material: drawn once, referred to after
-                    m = by_id[child]
                     node.add(f"{format_material_id(m.material_id)} (pooled, shown above)")
                     continue
                 shown.add(child)
-                grow(node.add(label(by_id[child])), child)
+                grow(node.add(_label(m)), child)
 
-        grow(tree, root.id)  # type: ignore[arg-type]
+        grow(tree, graph.root.id)  # type: ignore[arg-type]
         console.print("\nlineage from the donation:")
         console.print(tree)
         report = verify_conservation(s)
