@@ -19,7 +19,7 @@ LIMS for adipose-derived stem-cell hair-restoration products.
 * **Errors** are `application/problem+json` (RFC 9457) with a `detail` a person can act on;
   rule refusals are 409 or 422, another clinic's ids are 404.
 * **Retries**: POSTs that create or record accept an `Idempotency-Key` header; the same key
-  and body returns the first response, a different body is refused (422).
+  and body returns the first response, a different body is refused (409).
 * **Quantities** are a number with a unit: `"3.5 mL"` or `{"value": "3.5", "unit": "mL"}`.
 """
 

@@ -1,11 +1,9 @@
-"""Idempotency-Key on POSTs a client may retry: the same key and body returns the first
-response; the same key with a different body is refused (422). The record is written in
-the same transaction as the change it answers for."""
+"""Idempotency-Key on POSTs a client may retry, with lims.idempotency's rule: the same key
+and body returns the first response; the same key with a different body is refused (409).
+The record is written in the same transaction as the change it answers for."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,35 +13,32 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from lims.auth.models import IdempotencyRecord
 from lims.db import read_session, write_session
-from lims.errors import InvalidInput
+from lims.idempotency.service import (
+    api_operation,
+    check_key,
+    find_response,
+    record_response,
+    replay_response,
+    request_digest,
+)
 from lims.parties.models import User
 
 
 def fingerprint(method: str, path: str, body: Any) -> str:
-    text = json.dumps(jsonable_encoder(body), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"{method} {path} {text}".encode()).hexdigest()
+    """The request's digest (lims.idempotency.service.request_digest)."""
+    return request_digest(api_operation(method, path), jsonable_encoder(body))
 
 
-def _find(session: Session, user: User, key: str) -> IdempotencyRecord | None:
-    return session.exec(
-        select(IdempotencyRecord).where(
-            col(IdempotencyRecord.user_id) == user.id, col(IdempotencyRecord.key) == key
-        )
-    ).first()
-
-
-def _replay(record: IdempotencyRecord, digest: str) -> JSONResponse:
-    if record.request_sha256 != digest:
-        raise InvalidInput(
-            "this Idempotency-Key was already used with a different request",
-            field="Idempotency-Key",
-        )
+def _replayed(session: Session, user_id: int, key: str, digest: str) -> JSONResponse | None:
+    record = find_response(session, user_id=user_id, key=key)
+    if record is None:
+        return None
+    stored = replay_response(record, digest)
     return JSONResponse(
-        record.response, status_code=record.status_code, headers={"Idempotent-Replayed": "true"}
+        stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
     )
 
 
@@ -59,43 +54,39 @@ def run(
     handler: Callable[[Session, User], Any],
 ) -> JSONResponse:
     """Run ``handler(session, actor)`` in one write transaction, once per key."""
-    if key is not None and not (0 < len(key) <= 128 and key.isprintable()):
-        raise InvalidInput(
-            "Idempotency-Key must be 1-128 printable characters", field="Idempotency-Key"
-        )
+    if key is not None:
+        check_key(key, field="Idempotency-Key")
+    assert user.id is not None
     digest = fingerprint(method, path, body)
     try:
         with write_session(engine) as session:
             if key is not None:
-                existing = _find(session, user, key)
-                if existing is not None:
-                    return _replay(existing, digest)
+                replayed = _replayed(session, user.id, key, digest)
+                if replayed is not None:
+                    return replayed
             actor = session.get(User, user.id)
             assert actor is not None
             result = jsonable_encoder(handler(session, actor))
             if key is not None:
-                assert user.id is not None
-                session.add(
-                    IdempotencyRecord(
-                        user_id=user.id,
-                        key=key,
-                        method=method,
-                        path=path[:300],
-                        request_sha256=digest,
-                        status_code=status_code,
-                        response=result,
-                    )
+                record_response(
+                    session,
+                    user_id=user.id,
+                    key=key,
+                    method=method,
+                    path=path,
+                    digest=digest,
+                    status_code=status_code,
+                    response=result,
                 )
-                session.flush()
     except IntegrityError:
         # Two requests with the same key raced; the other one won and was committed.
         if key is None:
             raise
         with read_session(engine) as session:
-            existing = _find(session, user, key)
-        if existing is None:
+            replayed = _replayed(session, user.id, key, digest)
+        if replayed is None:
             raise
-        return _replay(existing, digest)
+        return replayed
     return JSONResponse(result, status_code=status_code)
 
 

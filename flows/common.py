@@ -215,7 +215,7 @@ def write_once(
     write: Callable[[Session], Mapping[str, Any]],
 ) -> dict[str, Any]:
     """Run ``write`` in one transaction unless this request was done before; return its
-    result (the first one on a repeat)."""
+    result (the first one on a repeat; lims.idempotency.service's replay rule)."""
     engine = engine_for(database_url)
     key = idempotency_key(operation, request)
     try:
@@ -229,7 +229,7 @@ def write_once(
             row = find(session, key)
             if row is None:
                 raise
-            return replay(row, request_digest(operation, request)).result
+            return replay(row, request_digest(operation, dict(request))).result
 
 
 # --- names -------------------------------------------------------------------------------

@@ -38,6 +38,12 @@ class RuleViolation(LimsError):
     code = "rule_violation"
 
 
+class IdempotencyConflict(RuleViolation):
+    """An idempotency key sent again with a different request: the key was reused."""
+
+    code = "idempotency_conflict"
+
+
 class IllegalTransition(RuleViolation):
     code = "illegal_transition"
 

@@ -10,15 +10,14 @@ each material's next state. The caller owns the transaction (``write_session``).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from lims.errors import InvalidInput, StepRefused
+from lims.errors import StepRefused
+from lims.idempotency.service import check_key, request_digest, same_request
 from lims.materials.models import Material
 from lims.parties.models import User
 from lims.steps.check import MAX_LATE_ENTRY, RECORDING_ROLES, check_step
@@ -40,11 +39,6 @@ __all__ = [
 ]
 
 
-def _request_digest(**request: Any) -> str:
-    text = json.dumps(request, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def record_step(
     session: Session,
     *,
@@ -63,17 +57,21 @@ def record_step(
 ) -> StepResult:
     """Validate and record one step; refuse with every problem named, writing nothing."""
     raw = dict(parameters or {})
-    digest = _request_digest(
-        sop=sop_code,
-        inputs=[(i.material_id, i.quantity) for i in inputs],
-        outputs=[(o.quantity, o.kind, o.container) for o in outputs],
-        losses=[(x.material_id, x.quantity, x.reason) for x in losses],
-        params=raw,
-        instruments=list(instrument_ids),
-        reagents=list(reagent_lot_ids),
-        notes=notes,
+    digest = request_digest(
+        "step",
+        dict(
+            sop=sop_code,
+            inputs=[(i.material_id, i.quantity) for i in inputs],
+            outputs=[(o.quantity, o.kind, o.container) for o in outputs],
+            losses=[(x.material_id, x.quantity, x.reason) for x in losses],
+            params=raw,
+            instruments=list(instrument_ids),
+            reagents=list(reagent_lot_ids),
+            notes=notes,
+        ),
     )
     if idempotency_key:
+        check_key(idempotency_key)
         replay = _replay(session, idempotency_key, digest)
         if replay is not None:
             return replay
@@ -107,11 +105,7 @@ def _replay(session: Session, key: str, digest: str) -> StepResult | None:
     step = session.exec(select(Step).where(col(Step.idempotency_key) == key)).first()
     if step is None:
         return None
-    if step.request_sha256 != digest:
-        raise InvalidInput(
-            f"idempotency key {key!r} was already used for a different step request",
-            field="idempotency_key",
-        )
+    same_request(key=key, operation="step", stored=step.request_sha256, digest=digest)
     inputs = session.exec(
         select(Material)
         .join(StepInput, col(StepInput.material_id) == col(Material.id))

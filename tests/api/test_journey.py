@@ -57,7 +57,7 @@ def test_order_to_receipt_over_http(api: Api, engine: Engine, world: World) -> N
         headers=api.as_("clinic") | {"Idempotency-Key": "order-1"},
         json={**_order_payload(world)},
     )
-    assert again.status_code == 422  # same key, different body (planned time differs)
+    assert again.status_code == 409  # same key, different body (planned time differs)
     number = order["number"]
     allocated = _post(api, "technician", f"/lab/orders/{number}/allocation", {})
     dose = allocated["dose_material"]["material_id"]

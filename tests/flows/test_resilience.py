@@ -29,7 +29,7 @@ from flows.lot import lot_fill_and_lyophilisation
 from flows.svf import svf_separation
 from flows.tasks import Arrival, register_arrival
 from lims.db import make_engine, write_session
-from lims.errors import InvalidInput, StepRefused
+from lims.errors import IdempotencyConflict, StepRefused
 from lims.materials.kinds import MaterialKind, Use
 from lims.settings import get_settings
 from tests.builders import Lab
@@ -329,5 +329,5 @@ def test_a_key_reused_for_another_request_is_refused(engine: Engine) -> None:
     with write_session(engine) as s:
         again = run_once(s, key="k-1", operation="note", request={"a": 1}, write=lambda: {"n": 2})
         assert (again.result, again.replayed, first.replayed) == ({"n": 1}, True, False)
-        with pytest.raises(InvalidInput, match="already used for a different note request"):
+        with pytest.raises(IdempotencyConflict, match="already used for a different note request"):
             run_once(s, key="k-1", operation="note", request={"a": 2}, write=lambda: {"n": 3})

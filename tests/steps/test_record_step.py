@@ -8,7 +8,7 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
 from lims.db import read_session, write_session
-from lims.errors import InvalidInput, RuleViolation, StepRefused
+from lims.errors import IdempotencyConflict, InvalidInput, RuleViolation, StepRefused
 from lims.materials.kinds import MaterialKind, Use
 from lims.materials.models import LineageEdge, Material
 from lims.materials.service import ancestors, descendants, get_material, register_material
@@ -562,7 +562,7 @@ def test_idempotency_key_replays_and_detects_changed_requests(engine: Engine, wo
     assert [m.material_id for m in again.outputs] == [m.material_id for m in first.outputs]
     assert counts(engine) == before
     assert lab.get(lipo).remaining_canonical == Decimal("40")
-    with pytest.raises(InvalidInput, match="already used for a different step request"):
+    with pytest.raises(IdempotencyConflict, match="already used for a different step request"):
         lab.step("NANOFAT-PREP", 5, **{**kw, "inputs": [InputBooking(lipo, "11 mL")]})
 
 
