@@ -60,19 +60,12 @@ class TransitionPolicy:
     def __init__(self, rules: Iterable[TransitionRule]) -> None:
         self.rules: tuple[TransitionRule, ...] = tuple(rules)
 
-    def __add__(self, more: Iterable[TransitionRule]) -> TransitionPolicy:
-        return TransitionPolicy([*self.rules, *more])
-
     def problems(self, material: Material, to_state: str, ctx: TransitionContext) -> list[str]:
         found: list[str] = []
         for rule in self.rules:
             if rule.applies(material.state, to_state):
                 found.extend(rule.problems(material, ctx))
         return found
-
-    def guards(self, to_state: str) -> bool:
-        """Whether any rule of this policy guards transitions to ``to_state``."""
-        return any(not r.TO_STATES or to_state in r.TO_STATES for r in self.rules)
 
 
 def processing_step_ids(material: Material) -> CompoundSelect[int | None]:

@@ -20,7 +20,6 @@ from lims.identity.codes import format_material_id, make_material_id, parse_mate
 from lims.materials.kinds import KIND_DIMENSIONS, MaterialKind, Use
 from lims.materials.lineage import LineageRow, ancestors, descendants
 from lims.materials.models import IdSequence, Material, StorageLocation
-from lims.materials.policy import PROCESSING_MODES, processing_step_ids
 from lims.materials.storage import add_storage_location, move_material
 from lims.materials.workflow import machine_for
 from lims.parties.models import Patient, User
@@ -28,7 +27,6 @@ from lims.settings import get_settings
 from lims.units import Quantity, QuantityKind
 
 __all__ = [
-    "PROCESSING_MODES",
     "LineageRow",
     "add_storage_location",
     "ancestors",
@@ -41,7 +39,6 @@ __all__ = [
     "lock_materials",
     "move_material",
     "next_material_id",
-    "processing_step_ids",
     "register_material",
     "remaining",
 ]
