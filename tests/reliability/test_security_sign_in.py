@@ -143,9 +143,8 @@ def _access_lines(log: Path, needle: str) -> int:
 
 
 def test_credentials_in_the_url_are_refused_and_never_logged(
-    engine: Engine, api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, api: Api, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("LIMS_SECRET_KEY", get_settings().secret_key)
     log = tmp_path / "lims-serve.log"
     with lims_serve(engine, log) as server, httpx.Client(base_url=server.url) as c:
         r = c.post(
@@ -167,13 +166,10 @@ def test_credentials_in_the_url_are_refused_and_never_logged(
     assert PASSWORD.replace(" ", "%20") not in logged, logged
 
 
-def test_the_access_log_outlives_prefect(
-    engine: Engine, api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_access_log_outlives_prefect(engine: Engine, api: Api, tmp_path: Path) -> None:
     """Requests before and after the first that loads Prefect (GET /api/v1/lab/flows) are
     all in the access log. (Prefect's logging set-up silenced it for good: 12 lines for
     ~13,000 requests.)"""
-    monkeypatch.setenv("LIMS_SECRET_KEY", get_settings().secret_key)
     log = tmp_path / "lims-serve.log"
     with lims_serve(engine, log) as server, httpx.Client(base_url=server.url, timeout=120) as c:
         for n in range(3):
