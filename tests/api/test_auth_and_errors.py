@@ -233,3 +233,21 @@ def test_malformed_json_oversize_body_and_unknown_route(api: Api) -> None:
     assert r.status_code == 413 and r.headers["content-type"] == PROBLEM
     assert c.get("/api/v1/nowhere", headers=api.as_("qa")).status_code == 404
     assert c.get("/api/v1/nowhere").headers["content-type"] == PROBLEM
+
+
+def test_security_code_does_not_import_the_web_pages() -> None:
+    """api.security owns tokens and session cookies; api.web.session builds on it, never
+    the other way round (they imported each other, one of them lazily)."""
+    import ast
+    from pathlib import Path
+
+    import api.security
+
+    tree = ast.parse(Path(api.security.__file__).read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert not {m for m in imported if m.startswith("api.web")}, imported
