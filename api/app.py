@@ -1,14 +1,18 @@
-"""The FastAPI app: /api/v1 routers per audience, problem+json errors, OpenAPI at /docs."""
+"""The FastAPI app: /api/v1 routers per audience, problem+json errors, security headers,
+OpenAPI at /docs (unless LIMS_PUBLIC_API_DOCS is off, the default in production)."""
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from api import pages, problems
+from api.headers import SecurityHeaders
+from api.logs import keep_access_log
 from api.routers import admin, audit, auth, clinic, flows, lab, qa
 from api.schemas import ERROR_RESPONSES
 from api.web import audit_pages, auth_pages, bench, portal, qa_pages
 from lims.db import make_engine
 from lims.migrate import current_revision
+from lims.settings import get_settings
 
 MAX_BODY_BYTES = 1_048_576
 DESCRIPTION = """
@@ -25,7 +29,16 @@ LIMS for adipose-derived stem-cell hair-restoration products.
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
-    app = FastAPI(title="LIMS", version="1.0.0", description=DESCRIPTION)
+    keep_access_log()
+    docs = get_settings().api_docs
+    app = FastAPI(
+        title="LIMS",
+        version="1.0.0",
+        description=DESCRIPTION,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.state.engine = engine or make_engine()
     problems.install(app)
     for router in (
@@ -53,4 +66,6 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     ):
         app.include_router(web)
     app.add_middleware(problems.BodyLimit, limit=MAX_BODY_BYTES)
+    # Outermost: its headers are on every answer, the body limit's 413 included.
+    app.add_middleware(SecurityHeaders)
     return app

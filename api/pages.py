@@ -3,7 +3,8 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
-from api.web.session import COOKIE, HOME, read_cookie
+from api.security import COOKIE, read_cookie
+from api.web.session import HOME
 from lims.parties.models import Role
 
 router = APIRouter(include_in_schema=False)

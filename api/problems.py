@@ -29,6 +29,7 @@ TITLES = {
     415: "Unsupported media type",
     422: "Invalid input",
     423: "Account locked",
+    429: "Too many attempts",
     500: "Internal error",
     503: "Busy, try again",
 }
@@ -84,6 +85,8 @@ def install(app: FastAPI) -> None:
                 title=TITLES.get(exc.http_status, "Error"),
             )
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        if "retry_after" in exc.details:
+            headers = {"Retry-After": str(exc.details["retry_after"])}
         details = {k: v for k, v in exc.details.items() if isinstance(v, list | str | int)}
         return problem(
             exc.http_status,

@@ -1,7 +1,10 @@
-"""Bearer tokens (short-lived access, longer refresh), API keys, and role checks."""
+"""Bearer tokens (short-lived access, longer refresh), browser session cookies, API keys,
+and role checks. Every token and session is checked against the user's row on every
+request: a locked, deactivated or signed-out user's tokens end at once."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
@@ -10,8 +13,9 @@ import jwt
 from fastapi import Depends, Header, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Engine
+from sqlmodel import Session
 
-from lims.auth.service import authenticate_api_key
+from lims.auth.service import SYSTEM_USERNAME, authenticate_api_key, usable
 from lims.db import read_session, utcnow
 from lims.errors import LimsError
 from lims.parties.models import LAB_STAFF, Role, User
@@ -21,6 +25,8 @@ from lims.signatures.passwords import AuthenticationFailed
 ACCESS_MINUTES = 15
 REFRESH_HOURS = 8
 ALGORITHM = "HS256"
+COOKIE = "lims_session"
+HOURS = 8
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
@@ -29,27 +35,31 @@ class Forbidden(LimsError):
     code = "forbidden"
 
 
+def _sign(user: User, kind: str, lifetime: timedelta, **extra: Any) -> str:
+    now = utcnow()
+    claims = {
+        "sub": user.username,
+        "uid": user.id,
+        "ver": user.token_version,
+        "typ": kind,
+        "iat": int(now.timestamp()),
+        "exp": int((now + lifetime).timestamp()),
+        **extra,
+    }
+    return jwt.encode(claims, get_settings().secret_key, algorithm=ALGORITHM)
+
+
 def issue_token(user: User, kind: str) -> tuple[str, int]:
     """A signed token for ``user``; returns (token, seconds until it expires)."""
     lifetime = (
         timedelta(minutes=ACCESS_MINUTES) if kind == "access" else timedelta(hours=REFRESH_HOURS)
     )
-    now = utcnow()
-    claims = {
-        "sub": user.username,
-        "uid": user.id,
-        "role": user.role,
-        "typ": kind,
-        "iat": int(now.timestamp()),
-        "exp": int((now + lifetime).timestamp()),
-    }
-    token = jwt.encode(claims, get_settings().secret_key, algorithm=ALGORITHM)
-    return token, int(lifetime.total_seconds())
+    return _sign(user, kind, lifetime, role=user.role), int(lifetime.total_seconds())
 
 
 def read_token(token: str, kind: str) -> dict[str, Any]:
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             get_settings().secret_key,
             algorithms=[ALGORITHM],
@@ -62,6 +72,49 @@ def read_token(token: str, kind: str) -> dict[str, Any]:
     if claims.get("typ") != kind:
         raise AuthenticationFailed(f"a {claims.get('typ')} token cannot be used here")
     return claims
+
+
+def holder_of(session: Session, claims: dict[str, Any]) -> User:
+    """The user a verified token or session speaks for, if it has not been revoked since."""
+    user = session.get(User, claims["uid"])
+    if (
+        user is None
+        or user.username != claims["sub"]
+        or user.username == SYSTEM_USERNAME
+        or claims.get("ver") != user.token_version
+    ):
+        raise AuthenticationFailed("the token is not valid; sign in again")
+    if not usable(user):
+        raise AuthenticationFailed("the account is locked or not active")
+    return user
+
+
+def new_session(user: User) -> tuple[str, str]:
+    """(cookie value, csrf token) for a freshly signed-in browser."""
+    csrf = secrets.token_urlsafe(24)
+    return _sign(user, "web", timedelta(hours=HOURS), csrf=csrf), csrf
+
+
+def read_cookie(value: str | None) -> dict[str, Any] | None:
+    """The claims of a session cookie with a valid signature (not yet checked against the
+    user's row: see holder_of)."""
+    if not value:
+        return None
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            value,
+            get_settings().secret_key,
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "sub", "uid", "typ", "csrf"]},
+        )
+    except jwt.PyJWTError:
+        return None
+    return claims if claims.get("typ") == "web" else None
+
+
+def cookie_options() -> dict[str, Any]:
+    """HttpOnly, SameSite=Strict, and Secure in production (served over HTTPS only)."""
+    return {"httponly": True, "samesite": "strict", "secure": get_settings().production}
 
 
 def engine_of(request: Request) -> Engine:
@@ -85,23 +138,12 @@ def current_user(
         if not token and request.method in ("GET", "HEAD"):
             # A signed-in browser may read (downloads, exports) with its session cookie;
             # it writes only through the pages' CSRF-checked forms.
-            from api.web.session import COOKIE, read_cookie
-
             session_claims = read_cookie(request.cookies.get(COOKIE))
             if session_claims is not None:
-                token_claims: dict[str, Any] = dict(session_claims)
-                user = session.get(User, token_claims["uid"])
-                if user is not None and user.active and user.username == token_claims["sub"]:
-                    return user
+                return holder_of(session, session_claims)
         if not token:
             raise AuthenticationFailed("sign in first: send 'Authorization: Bearer <token>'")
-        claims = read_token(token, "access")
-        user = session.get(User, claims["uid"])
-        if user is None or not user.active or user.username != claims["sub"]:
-            raise AuthenticationFailed("the token is not valid")
-        if user.locked_until is not None and user.locked_until > utcnow():
-            raise AuthenticationFailed("the account is locked")
-        return user
+        return holder_of(session, read_token(token, "access"))
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -70,7 +70,13 @@ def demo(
 
     from lims import migrate
     from lims.demo import database_is_empty
+    from lims.settings import DemoRefused, refuse_demo_data
 
+    try:
+        refuse_demo_data()
+    except DemoRefused as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(code=1) from None
     engine = _engine()
     migrate.upgrade(engine)  # a fresh machine: the flows need the schema
     if if_empty and not database_is_empty(engine):

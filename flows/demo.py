@@ -67,6 +67,7 @@ from lims.parties.service import (
     register_patient,
 )
 from lims.qc.service import record_donor_eligibility, release
+from lims.settings import refuse_demo_data
 from lims.signatures.models import Meaning
 from lims.signatures.passwords import set_password
 from lims.signatures.service import sign
@@ -167,6 +168,7 @@ class Cast:
 
 def _cast(engine: Engine) -> Cast:
     """Clinics, staff, the three people, instruments and reagent lots (through services)."""
+    refuse_demo_data()
     with write_session(engine) as s:
         sync_catalog(s)
         run = s.exec(select(func.count()).select_from(Patient)).one() // 3 + 1

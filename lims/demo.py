@@ -35,6 +35,7 @@ from lims.parties.service import (
     register_patient,
 )
 from lims.qc.service import enter_result, release
+from lims.settings import refuse_demo_data
 from lims.signatures.models import Meaning
 from lims.signatures.passwords import set_password
 from lims.signatures.service import sign
@@ -76,6 +77,7 @@ def database_is_empty(engine: Engine) -> bool:
 
 def run_demo(engine: Engine) -> DemoResult:
     """Build one donation from lipoaspirate to three allocated doses; return its ids."""
+    refuse_demo_data()
     t0 = utcnow() - timedelta(days=6, hours=12)
 
     def at(hours: float) -> datetime:

@@ -1,6 +1,6 @@
 """Import every table so that metadata (migrations, tests) sees the whole schema."""
 
-from lims.auth.models import ApiKey, IdempotencyRecord
+from lims.auth.models import ApiKey, IdempotencyRecord, SignInThrottle
 from lims.custody.models import CustodyEvent, CustodyHead, CustodyMaterial
 from lims.idempotency.models import FlowIdempotency
 from lims.materials.models import IdSequence, LineageEdge, Material, StorageLocation
@@ -30,6 +30,7 @@ __all__ = [
     "Patient",
     "QcResult",
     "ReagentLot",
+    "SignInThrottle",
     "Signature",
     "SopVersion",
     "Step",

@@ -1,5 +1,7 @@
 """Settings from the environment (LIMS_ prefix), refusing unsafe defaults outside dev."""
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -7,8 +9,32 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_SECRET = "dev-only-secret-change-me-before-any-real-use"
+# Values that were ever published (in this repository's history): never a signing key.
+PUBLIC_SECRETS = frozenset({"dev-only-secret-change-me-before-any-real-use"})
 DEFAULT_SQLITE_PATH = Path("var") / "lims.db"
+DEFAULT_SECRET_FILE = Path("var") / "secret_key"
+
+
+class DemoRefused(RuntimeError):
+    """Demo data (staff with the public demo password) asked for on a production database."""
+
+
+def stored_secret(path: Path) -> str:
+    """The signing key kept in ``path``, generated (0600, owner only) on first use."""
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    try:
+        # O_EXCL: two processes starting at once agree on whichever key was written first.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(key + "\n")
+    return key
 
 
 class Settings(BaseSettings):
@@ -16,15 +42,25 @@ class Settings(BaseSettings):
 
     environment: Literal["dev", "test", "production"] = "dev"
     database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
-    secret_key: str = DEV_SECRET
+    # Empty: outside production, a random key generated once and kept in secret_key_file.
+    secret_key: str = ""
+    secret_key_file: Path = DEFAULT_SECRET_FILE
+    # /docs, /redoc and /openapi.json for anyone; None: on in dev and test, off in production.
+    public_api_docs: bool | None = None
     # ISBT 128 Facility Identification Number: one letter then four alphanumerics.
     # "X" is not a real FIN prefix, so demo ids can never be mistaken for a licensed site's.
     facility_code: str = "X0001"
     facility_name: str = "Demo Cell Processing Facility"
     # SQLite waits this long for a writer's lock before reporting "database is locked".
     sqlite_busy_timeout_ms: int = 15000
-    # Part 11 signing: wrong passwords before the account locks, and for how long.
+    # Sign-in throttling (NIST SP 800-63B 5.2.2): wrong passwords a client (or an account)
+    # may make before it has to wait; the first wait, doubled at each further failure up
+    # to lockout_minutes; failures older than lockout_minutes are forgotten. E-signatures:
+    # max_password_failures wrong re-entries by the signed-in user lock the account for
+    # lockout_minutes (21 CFR 11.300(d)).
     max_password_failures: int = 5
+    max_account_failures: int = 20
+    sign_in_backoff_seconds: int = 60
     lockout_minutes: int = 15
     min_password_length: int = 12
     # argon2id cost (argon2-cffi defaults); tests lower it, production refuses less than
@@ -32,17 +68,27 @@ class Settings(BaseSettings):
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
 
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def api_docs(self) -> bool:
+        return not self.production if self.public_api_docs is None else self.public_api_docs
+
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> "Settings":
-        if self.environment == "production" and self.secret_key == DEV_SECRET:
-            raise ValueError("LIMS_SECRET_KEY must be set to a real secret in production")
+        if not self.secret_key:
+            if self.production:
+                raise ValueError("LIMS_SECRET_KEY must be set to a real secret in production")
+            self.secret_key = stored_secret(self.secret_key_file)
+        if self.secret_key in PUBLIC_SECRETS:
+            raise ValueError("LIMS_SECRET_KEY is a published value: set a secret of your own")
         if len(self.secret_key) < 32:
             raise ValueError("LIMS_SECRET_KEY needs at least 32 characters (HS256 key)")
-        if self.environment == "production" and (
-            self.argon2_memory_kib < 19456 or self.argon2_time_cost < 2
-        ):
+        if self.production and (self.argon2_memory_kib < 19456 or self.argon2_time_cost < 2):
             raise ValueError("argon2 cost below OWASP's minimum (19 MiB, 2 passes)")
-        if self.environment == "production" and self.database_url.startswith("sqlite"):
+        if self.production and self.database_url.startswith("sqlite"):
             raise ValueError("production runs on PostgreSQL: set LIMS_DATABASE_URL")
         code = self.facility_code
         if len(code) != 5 or not code[0].isalpha() or not code.isalnum() or not code.isupper():
@@ -57,3 +103,12 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Return the process-wide settings (read once from the environment)."""
     return Settings()
+
+
+def refuse_demo_data() -> None:
+    """Raise DemoRefused in production: the demo creates staff with a public password."""
+    if get_settings().production:
+        raise DemoRefused(
+            "LIMS_ENVIRONMENT=production: demo data (staff with the public demo password) "
+            "is never loaded into a production database"
+        )

@@ -1,18 +1,22 @@
-"""Sign in (OAuth2 password flow), refresh, and who am I."""
+"""Sign in (OAuth2 password flow), refresh, sign out, and who am I."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.schemas import RefreshIn, TokenOut, UserOut
-from api.security import CurrentUser, EngineDep, issue_token, read_token
-from lims.auth.service import sign_in
+from api.security import CurrentUser, EngineDep, holder_of, issue_token, read_token
+from lims.auth.service import end_sessions, sign_in
 from lims.db import read_session, write_session
 from lims.parties.models import Clinic, User
-from lims.signatures.passwords import AuthenticationFailed
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def client_address(request: Request) -> str:
+    """The address the request came from (the throttling key for anonymous sign-in)."""
+    return request.client.host if request.client else "unknown"
 
 
 def _tokens(user: User) -> TokenOut:
@@ -21,24 +25,40 @@ def _tokens(user: User) -> TokenOut:
     return TokenOut(access_token=access, refresh_token=refresh, expires_in=seconds)
 
 
-@router.post("/token", response_model=TokenOut, responses={401: {}, 423: {}})
-def token(engine: EngineDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenOut:
-    """Sign in with user name and password; wrong passwords are counted and lock the
-    account for a while after repeated failures."""
+@router.post("/token", response_model=TokenOut, responses={401: {}, 423: {}, 429: {}})
+def token(
+    request: Request, engine: EngineDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+) -> TokenOut:
+    """Sign in with user name and password (in the form body, never the query string).
+    Wrong passwords are throttled per client and per account: after a few, the next try
+    must wait (429 with Retry-After), doubling each time."""
     with write_session(engine) as session:
-        user = sign_in(session, username=form.username, password=form.password)
+        user = sign_in(
+            session,
+            username=form.username,
+            password=form.password,
+            client=client_address(request),
+        )
         return _tokens(user)
 
 
 @router.post("/refresh", response_model=TokenOut, responses={401: {}})
 def refresh(engine: EngineDep, body: RefreshIn) -> TokenOut:
-    """Trade a refresh token for a new pair (the user must still be active)."""
+    """Trade a refresh token for a new pair (the user must still be active, not locked,
+    and not signed out or given a new password since)."""
     claims = read_token(body.refresh_token, "refresh")
     with read_session(engine) as session:
-        user = session.get(User, claims["uid"])
-        if user is None or not user.active or user.username != claims["sub"]:
-            raise AuthenticationFailed("the token is not valid")
-        return _tokens(user)
+        return _tokens(holder_of(session, claims))
+
+
+@router.post("/logout", status_code=204, responses={401: {}})
+def logout(engine: EngineDep, user: CurrentUser) -> Response:
+    """Sign out everywhere: every token and browser session of this user stops working."""
+    with write_session(engine) as session:
+        fresh = session.get(User, user.id)
+        assert fresh is not None
+        end_sessions(session, user=fresh, actor=fresh, why="signed out")
+    return Response(status_code=204)
 
 
 @router.get("/me", response_model=UserOut)

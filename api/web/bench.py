@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, select
 
 from api.security import EngineDep
-from api.web.render import page
+from api.web.render import page, redirect_with
 from api.web.session import WebUser, check_csrf, require_role
 from lims.db import read_session, write_session
 from lims.errors import LimsError, NotFound, StepRefused
@@ -47,12 +47,12 @@ def _queue(session: Session) -> list[dict[str, Any]]:
 
 
 @router.get("/bench", response_class=HTMLResponse)
-def bench(request: Request, engine: EngineDep, user: WebUser, message: str = "") -> Response:
+def bench(request: Request, engine: EngineDep, user: WebUser) -> Response:
     require_role(user, *STAFF)
     with read_session(engine) as session:
         queue = _queue(session)
         qc = session.exec(select(Material).where(col(Material.state) == "QC_TESTING")).all()
-    return page(request, "bench.html", user=user, queue=queue, qc=qc, message=message)
+    return page(request, "bench.html", user=user, queue=queue, qc=qc)
 
 
 def _sop(session: Session, code: str) -> SopDefinition:
@@ -188,7 +188,7 @@ async def record(request: Request, engine: EngineDep, user: WebUser, code: str) 
             **choices,
         )
     note = f"{sop.code} recorded ({result.step.outcome})" + (f"; made {made}" if made else "")
-    return RedirectResponse(f"/bench?message={note}", status_code=303)
+    return redirect_with("/bench", message=note)
 
 
 @router.get("/bench/scan", response_class=HTMLResponse)

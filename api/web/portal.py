@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import col, select
 
 from api.security import EngineDep
-from api.web.render import page
+from api.web.render import page, redirect_with
 from api.web.session import WebUser, check_csrf, require_role
 from lims.custody.ledger import history
 from lims.custody.models import CustodyEvent
@@ -57,9 +57,9 @@ def _home(
 
 
 @router.get("/portal", response_class=HTMLResponse)
-def portal(request: Request, engine: EngineDep, user: WebUser, message: str = "") -> Response:
+def portal(request: Request, engine: EngineDep, user: WebUser) -> Response:
     require_role(user, Role.CLINIC)
-    return _home(request, engine, user, message=message)
+    return _home(request, engine, user)
 
 
 @router.post("/portal/orders", response_class=HTMLResponse)
@@ -95,9 +95,7 @@ async def order(request: Request, engine: EngineDep, user: WebUser) -> Response:
 
 
 @router.get("/portal/orders/{number}", response_class=HTMLResponse)
-def order_page(
-    request: Request, engine: EngineDep, user: WebUser, number: str, errors: str = ""
-) -> Response:
+def order_page(request: Request, engine: EngineDep, user: WebUser, number: str) -> Response:
     require_role(user, Role.CLINIC)
     with read_session(engine) as session:
         the_order = order_for(session, actor=user, number=number)
@@ -122,7 +120,6 @@ def order_page(
         timeline=timeline,
         dose_events=dose_events,
         patient=patient,
-        errors=[errors] if errors else [],
         now=utcnow().isoformat(timespec="minutes"),
     )
 
@@ -151,5 +148,5 @@ def receipt(
                 received_by=received_by,
             )
     except LimsError as exc:
-        return RedirectResponse(f"/portal/orders/{number}?errors={exc}", status_code=303)
+        return redirect_with(f"/portal/orders/{number}", errors=[str(exc)])
     return RedirectResponse(f"/portal/orders/{number}", status_code=303)

@@ -4,11 +4,11 @@ sign-and-release form (password again, signature meaning)."""
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlmodel import col, select
 
 from api.security import EngineDep
-from api.web.render import page
+from api.web.render import page, redirect_with
 from api.web.session import WebUser, check_csrf, require_role
 from lims.db import read_session, write_session
 from lims.errors import LimsError
@@ -23,7 +23,7 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/qa", response_class=HTMLResponse)
-def qa_home(request: Request, engine: EngineDep, user: WebUser, message: str = "") -> Response:
+def qa_home(request: Request, engine: EngineDep, user: WebUser) -> Response:
     require_role(user, Role.QA, Role.ADMIN)
     with read_session(engine) as session:
         waiting = session.exec(
@@ -34,7 +34,7 @@ def qa_home(request: Request, engine: EngineDep, user: WebUser, message: str = "
             )
             .order_by(col(Material.id))
         ).all()
-    return page(request, "qa.html", user=user, waiting=waiting, message=message)
+    return page(request, "qa.html", user=user, waiting=waiting)
 
 
 def _review(
@@ -104,4 +104,4 @@ def release(
         return _review(
             request, engine, user, material_id, errors=[str(exc)], status_code=exc.http_status
         )
-    return RedirectResponse(f"/qa?message=released {material_id}", status_code=303)
+    return redirect_with("/qa", message=f"released {material_id}")

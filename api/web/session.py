@@ -1,53 +1,25 @@
-"""Browser sessions: the API's signed token in an HttpOnly cookie, plus a CSRF token bound
-to it that every form must send back."""
+"""Browser sessions: the API's signed token in an HttpOnly cookie (api.security), plus a
+CSRF token bound to it that every form must send back."""
 
 from __future__ import annotations
 
 import hmac
-import secrets
 from typing import Annotated
 
-import jwt
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 
-from api.security import ALGORITHM, Forbidden, engine_of
-from lims.db import read_session, utcnow
+from api.security import COOKIE, HOURS, Forbidden, engine_of, holder_of, read_cookie
+from lims.db import read_session
 from lims.parties.models import Role, User
-from lims.settings import get_settings
+from lims.signatures.passwords import AuthenticationFailed
 
-COOKIE = "lims_session"
-HOURS = 8
+__all__ = ["COOKIE", "HOME", "HOURS", "NeedsSignIn", "WebUser", "check_csrf", "web_user"]
 
 
 class NeedsSignIn(Exception):
     def __init__(self, next_path: str) -> None:
         self.next_path = next_path
-
-
-def new_session(user: User) -> tuple[str, str]:
-    """(cookie value, csrf token) for a freshly signed-in user."""
-    csrf = secrets.token_urlsafe(24)
-    now = int(utcnow().timestamp())
-    claims = {
-        "sub": user.username,
-        "uid": user.id,
-        "typ": "web",
-        "csrf": csrf,
-        "iat": now,
-        "exp": now + HOURS * 3600,
-    }
-    return jwt.encode(claims, get_settings().secret_key, algorithm=ALGORITHM), csrf
-
-
-def read_cookie(value: str | None) -> dict[str, object] | None:
-    if not value:
-        return None
-    try:
-        claims = jwt.decode(value, get_settings().secret_key, algorithms=[ALGORITHM])
-    except jwt.PyJWTError:
-        return None
-    return claims if claims.get("typ") == "web" else None
 
 
 def web_user(request: Request, engine: Annotated[Engine, Depends(engine_of)]) -> User:
@@ -56,9 +28,10 @@ def web_user(request: Request, engine: Annotated[Engine, Depends(engine_of)]) ->
     if claims is None:
         raise NeedsSignIn(request.url.path)
     with read_session(engine) as session:
-        user = session.get(User, claims["uid"])
-    if user is None or not user.active or user.username != claims["sub"]:
-        raise NeedsSignIn(request.url.path)
+        try:
+            user = holder_of(session, claims)
+        except AuthenticationFailed:
+            raise NeedsSignIn(request.url.path) from None
     request.state.csrf = claims["csrf"]
     return user
 

@@ -1,4 +1,5 @@
-"""API keys (stored hashed, scoped to one clinic, revocable) and idempotency records."""
+"""API keys (stored hashed, scoped to one clinic, revocable), idempotency records, and
+sign-in throttling counters."""
 
 from datetime import datetime
 from typing import Any
@@ -39,3 +40,18 @@ class IdempotencyRecord(SQLModel, table=True):
     status_code: int
     response: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SignInThrottle(SQLModel, table=True):
+    """Wrong sign-in passwords from one client (scope "client", key: its address) or for one
+    account name, known or not (scope "account"), and until when the next try must wait."""
+
+    __tablename__ = "sign_in_throttle"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(sa_type=String(8))
+    key: str = Field(sa_type=String(128))
+    failures: int = 0
+    last_failure_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    blocked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -8,27 +8,83 @@ import secrets
 
 from sqlmodel import Session, col, select
 
+from lims.auth import throttle
 from lims.auth.models import ApiKey
 from lims.custody import ledger
-from lims.db import utcnow
+from lims.db import record_even_if_refused, utcnow
 from lims.errors import InvalidInput, NotFound, RuleViolation
 from lims.parties.models import Clinic, Role, User
-from lims.signatures.passwords import AuthenticationFailed, check_password
+from lims.signatures.passwords import AccountLocked, AuthenticationFailed, password_matches
 
 KEY_PREFIX = "lims"
+# The account the system's own writes are attributed to; it has no password and no token
+# for it is ever accepted.
+SYSTEM_USERNAME = "system"
+WRONG = "user name or password is wrong"
 
 
-def sign_in(session: Session, *, username: str, password: str) -> User:
-    """Check a user name and password (failures counted, account locks; same message for
-    an unknown user and a wrong password)."""
+def usable(user: User) -> bool:
+    """Active, not the system account, and not locked right now."""
+    locked = user.locked_until is not None and user.locked_until > utcnow()
+    return user.active and user.username != SYSTEM_USERNAME and not locked
+
+
+def sign_in(session: Session, *, username: str, password: str, client: str) -> User:
+    """Check a user name and password from ``client`` (its address), throttled per client
+    and per account; an unknown name is answered like a wrong password, as slowly."""
     name = (username or "").strip().lower()
     if "\x00" in name or len(name) > 64:
-        raise AuthenticationFailed("user name or password is wrong")
-    user = session.exec(select(User).where(col(User.username) == name)).first()
-    if user is None or user.username == "system":
-        raise AuthenticationFailed("user name or password is wrong")
-    check_password(session, user=user, password=password)
+        name = ""
+    throttle.check(session, client=client, account=name)
+    user = session.exec(select(User).where(col(User.username) == name)).first() if name else None
+    if user is not None and user.username == SYSTEM_USERNAME:
+        user = None
+    if not password_matches(user.password_hash if user else None, password):
+
+        def count(again: Session) -> None:
+            failures = throttle.count_failure(again, client=client, account=name)
+            ledger.append(
+                again,
+                actor=None,
+                action="sign_in.failed",
+                entity="client",
+                entity_id=client[:64],
+                new={"client_failures": failures},
+            )
+
+        record_even_if_refused(session, count)
+        raise AuthenticationFailed(WRONG)
+    assert user is not None
+    throttle.forget_account(session, account=name)
+    if not user.active:
+        raise AuthenticationFailed("this account is not active")
+    if user.locked_until is not None and user.locked_until > utcnow():
+        raise AccountLocked(
+            f"the account is locked until {user.locked_until:%H:%M} UTC after wrong "
+            f"e-signature passwords; an administrator can set a new password"
+        )
     return user
+
+
+def end_sessions(session: Session, *, user: User, actor: User | None, why: str) -> None:
+    """End every token and browser session of ``user`` (sign-out, deactivation)."""
+    user.token_version += 1
+    session.add(user)
+    session.flush()
+    ledger.append(
+        session,
+        actor=actor,
+        action="user.sessions_ended",
+        entity="user",
+        entity_id=user.username,
+        reason=why,
+    )
+
+
+def deactivate_user(session: Session, *, user: User, actor: User) -> None:
+    """Deactivate ``user``: no sign-in, token, session or API key of theirs works again."""
+    user.active = False
+    end_sessions(session, user=user, actor=actor, why="deactivated")
 
 
 def _digest(secret: str) -> str:
@@ -76,8 +132,10 @@ def authenticate_api_key(session: Session, *, presented: str) -> User:
     if key.revoked_at is not None:
         raise AuthenticationFailed("the API key was revoked")
     user = session.get(User, key.user_id)
-    if user is None or not user.active or user.clinic_id != key.clinic_id:
+    if user is None or user.clinic_id != key.clinic_id:
         raise AuthenticationFailed("the API key is not valid")
+    if not usable(user):
+        raise AuthenticationFailed("the API key's clinic account is locked or not active")
     return user
 
 

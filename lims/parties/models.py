@@ -69,9 +69,14 @@ class User(SQLModel, table=True):
     clinic_id: int | None = Field(default=None, foreign_key="clinic.id")
     # Set by the authentication issue (argon2); never a plain password.
     password_hash: str | None = Field(default=None, sa_type=String(255))
+    # Consecutive wrong e-signature passwords (the signed-in user's own) and the lock they
+    # lead to; anonymous sign-in failures are throttled per client instead (SignInThrottle).
     failed_password_attempts: int = 0
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     active: bool = True
+    # Every token and browser session carries the version it was issued at; locking,
+    # deactivating, a new password and signing out bump it, which ends them all at once.
+    token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -1,8 +1,10 @@
-"""Passwords: argon2 hashes, a minimum length, and a lock after repeated failures."""
+"""Passwords: argon2 hashes, a minimum length, and the e-signature lock (a signed-in user
+re-entering a wrong password too often; anonymous sign-in is throttled in lims.auth)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import lru_cache
 from types import SimpleNamespace
 
 from argon2 import PasswordHasher
@@ -24,6 +26,23 @@ def _hasher() -> PasswordHasher:
     )
 
 
+@lru_cache(maxsize=4)
+def _dummy_hash(time_cost: int, memory_kib: int) -> str:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib).hash("no such account")
+
+
+def password_matches(password_hash: str | None, password: object) -> bool:
+    """Whether ``password`` matches the hash; with no hash (an unknown name, an account
+    without a password) a dummy hash of the same cost is checked, so both take as long."""
+    settings = get_settings()
+    stored = password_hash or _dummy_hash(settings.argon2_time_cost, settings.argon2_memory_kib)
+    candidate = password if isinstance(password, str) else ""
+    try:
+        return _hasher().verify(stored, candidate) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 class AuthenticationFailed(LimsError):
     """Wrong password or locked account; the message never says which part was wrong."""
 
@@ -37,7 +56,8 @@ class AccountLocked(AuthenticationFailed):
 
 
 def set_password(session: Session, *, user: User, password: str, actor: User | None) -> None:
-    """Store an argon2 hash of ``password`` (never the password) and unlock the account."""
+    """Store an argon2 hash of ``password`` (never the password), unlock the account and
+    end every token and session issued with the old one."""
     settings = get_settings()
     if not isinstance(password, str) or len(password) < settings.min_password_length:
         raise InvalidInput(
@@ -49,6 +69,7 @@ def set_password(session: Session, *, user: User, password: str, actor: User | N
     user.password_hash = _hasher().hash(password)
     user.failed_password_attempts = 0
     user.locked_until = None
+    user.token_version += 1
     session.add(user)
     session.flush()
     ledger.append(
@@ -61,10 +82,12 @@ PASSWORD_CHECKS = 0x11A5
 
 
 def check_password(session: Session, *, user: User, password: str) -> None:
-    """Raise AuthenticationFailed unless ``password`` is the user's; count failures.
+    """Raise AuthenticationFailed unless ``password`` is the signed-in user's (e-signatures);
+    count failures.
 
     A failure is recorded (and audited) even though the caller's work is rolled back, and
-    the account locks after the configured number of consecutive failures. Checks of one
+    the account locks (its tokens and sessions ending) after the configured number of
+    consecutive failures. Checks of one
     account are serialised until the failure is counted, so parallel guesses are each
     counted and no more than the limit are ever checked against the hash.
     """
@@ -90,13 +113,7 @@ def check_password(session: Session, *, user: User, password: str) -> None:
             f"the account is locked until {fresh.locked_until:%H:%M} UTC after "
             f"{settings.max_password_failures} wrong passwords"
         )
-    ok = False
-    if fresh.password_hash and isinstance(password, str):
-        try:
-            ok = _hasher().verify(fresh.password_hash, password)
-        except (VerificationError, InvalidHashError):
-            ok = False
-    if ok:
+    if password_matches(fresh.password_hash, password):
         if fresh.failed_password_attempts:
             session.execute(
                 update(table).where(table.c.id == user.id).values(failed_password_attempts=0)
@@ -116,7 +133,9 @@ def check_password(session: Session, *, user: User, password: str) -> None:
         if failed >= settings.max_password_failures:
             locked_until = utcnow() + timedelta(minutes=settings.lockout_minutes)
             again.execute(
-                update(table).where(table.c.id == user_id).values(locked_until=locked_until)
+                update(table)
+                .where(table.c.id == user_id)
+                .values(locked_until=locked_until, token_version=table.c.token_version + 1)
             )
         ledger.append(
             again,

@@ -23,6 +23,7 @@ ALLOWED_BY_PREFIX = {
     "/api/v1/audit/": AUDIT,
     "/api/v1/admin/": {"admin"},
     "/api/v1/auth/me": ALL,
+    "/api/v1/auth/logout": ALL,
 }
 PUBLIC = {"/api/v1/auth/token", "/api/v1/auth/refresh"}
 

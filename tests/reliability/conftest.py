@@ -29,6 +29,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
+from lims.settings import get_settings
 from tests.api.conftest import api  # noqa: F401  (the signed-in clients, for these tests too)
 
 LONG = os.environ.get("LIMS_TEST_LONG", "").strip() == "1"
@@ -228,7 +229,12 @@ class ServerProcess:
 def lims_serve(engine: Engine, log: Path, *, timeout: float = 60) -> Iterator[ServerProcess]:
     """`lims serve` on a free loopback port against the test's database; always stopped."""
     port = free_port()
-    env = {**os.environ, "LIMS_DATABASE_URL": database_url(engine)}
+    # The same signing key as this process, wherever the key file would be looked for.
+    env = {
+        **os.environ,
+        "LIMS_DATABASE_URL": database_url(engine),
+        "LIMS_SECRET_KEY": get_settings().secret_key,
+    }
     with log.open("ab") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
