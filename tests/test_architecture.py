@@ -13,8 +13,6 @@ import ast
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("lims", "api", "flows", "cli")
 FORBIDDEN_IN_CORE = ("api", "flows", "cli", "fastapi", "prefect")
@@ -155,11 +153,6 @@ def test_no_import_cycle_among_lims_modules() -> None:
     assert not found, f"import cycles in lims/: {_describe(found)}"
 
 
-# Found by this check and left to the security helper who owns both files (their branch
-# moves the cookie into api.security); strict, so the merge that fixes it must drop this.
-@pytest.mark.xfail(
-    strict=True, reason="api.security <-> api.web.session (read_cookie imported back lazily)"
-)
 def test_no_import_cycle_among_api_modules() -> None:
     found = cycles(_within(GRAPH, "api"))
     assert not found, f"import cycles in api/: {_describe(found)}"
