@@ -58,6 +58,19 @@ _CULTURE_VIABILITY = _q(
     source="cultured ASC >80 % [32]",
     typical="92 %",
 )
+
+
+def _harvested_cells(typical: str) -> ParameterSpec:
+    return _q(
+        "harvested_cells",
+        "Viable cells harvested",
+        Q.CELLS,
+        min="1 cell",
+        max="1e11 cell",
+        typical=typical,
+    )
+
+
 _IDENTITY = _bool(
     "identity_verified",
     "Two identifiers on the container match the shipment record",
@@ -328,14 +341,7 @@ SOPS: list[SopDefinition] = [
             OutputSpec(kind=K.ADSC_CULTURE, state="SEEDED", max_count=20, container="T175 flask")
         ],
         parameters=[
-            _q(
-                "harvested_cells",
-                "Viable cells harvested",
-                Q.CELLS,
-                min="1 cell",
-                max="1e11 cell",
-                typical="2.8e6 cells",
-            ),
+            _harvested_cells(typical="2.8e6 cells"),
             _q(
                 "confluence",
                 "Confluence at passage",
@@ -778,14 +784,7 @@ SOPS: list[SopDefinition] = [
             OutputSpec(kind=K.DP_CULTURE, state="SEEDED", max_count=20, container="T75 flask")
         ],
         parameters=[
-            _q(
-                "harvested_cells",
-                "Viable cells harvested",
-                Q.CELLS,
-                min="1 cell",
-                max="1e11 cell",
-                typical="2e6 cells",
-            ),
+            _harvested_cells(typical="2e6 cells"),
             _CULTURE_VIABILITY,
             _q(
                 "culture_area",

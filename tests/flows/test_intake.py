@@ -5,6 +5,7 @@ from sqlalchemy import Engine
 from flows.intake import lipoaspirate_intake
 from lims.db import utcnow
 from tests.conftest import World
+from tests.flows import requests as rq
 from tests.flows.conftest import counts, run
 
 
@@ -19,14 +20,7 @@ def _request(world: World, **over: object) -> dict[str, object]:
         "inspection": {
             "performed_by": "tanaka",
             "performed_at": (now - timedelta(hours=1)).isoformat(),
-            "parameters": {
-                "transport_temperature": "6 degC",
-                "temperature_excursion": False,
-                "received_volume": "120 mL",
-                "donor_site": "abdomen",
-                "identity_verified": True,
-                "container_intact": True,
-            },
+            "parameters": rq.INTAKE,
         },
         **over,
     }
