@@ -50,40 +50,26 @@ import httpx
 
 from bench.common import Database, fresh_database, machine, pct
 from lims.db import utcnow, write_session
-from lims.demo import PASSING_AAPE_QC
+from lims.demo import DEMO_PASSWORD, PASSING_AAPE_QC, Facility, set_up_facility
 from lims.lifecycle import transition
 from lims.materials.kinds import MaterialKind, Use
 from lims.materials.service import get_material, register_material
-from lims.parties.models import Role, User
-from lims.parties.service import (
-    add_instrument,
-    add_reagent_lot,
-    create_clinic,
-    create_user,
-    register_patient,
-)
+from lims.parties.models import Clinic, User
+from lims.parties.queries import get_user
+from lims.parties.service import get_patient, register_patient
 from lims.qc.service import enter_result, release, specification_of
 from lims.signatures.passwords import set_password
-from lims.sops.service import sync_catalog
+from lims.sops.parameters import typical_parameters
 from lims.steps.service import InputBooking, LossBooking, OutputRequest, record_step
 from lims.units import QuantityKind, parse_quantity
 
 ROOT = Path(__file__).resolve().parents[1]
-PASSWORD = "bench-password-long-enough"
+PASSWORD = DEMO_PASSWORD
 PATIENTS = 4
 VIALS_PER_LOT = 2000
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 100.0
-INSTRUMENTS = [
-    "centrifuge",
-    "shaking_incubator",
-    "cell_counter",
-    "biosafety_cabinet",
-    "co2_incubator",
-    "trigas_incubator",
-    "freeze_dryer",
-    "karl_fischer_titrator",
-]
+USERS = {"desk": "ginza-desk", "tech": "tanaka"}
 
 
 # --------------------------------------------------------------------------- set-up
@@ -91,58 +77,24 @@ INSTRUMENTS = [
 
 @dataclass
 class Cast:
-    tech: int
-    tech2: int
-    qa: int
-    inst: dict[str, int]
-    reag: dict[str, int]
+    facility: Facility
     patients: list[str] = field(default_factory=list)
+
+    def user(self, s: Any, username: str) -> User:
+        user = s.get(User, self.facility.staff_ids[username])
+        assert user is not None
+        return user
 
 
 def _cast(db: Database) -> Cast:
-    future = utcnow() + timedelta(days=365)
+    """The demo facility (lims.demo) and PATIENTS of Ginza's patients."""
     with write_session(db.engine) as s:
-        sync_catalog(s)
-        clinic = create_clinic(s, code="BENCH", name="Benchmark Clinic")
-        users = {
-            "desk": create_user(
-                s, username="bench-desk", printed_name="Desk", role=Role.CLINIC, clinic=clinic
-            ),
-            "tech": create_user(s, username="bench-tech", printed_name="T", role=Role.TECHNICIAN),
-            "tech2": create_user(
-                s, username="bench-tech2", printed_name="T2", role=Role.TECHNICIAN
-            ),
-            "qa": create_user(s, username="bench-qa", printed_name="Q", role=Role.QA),
-        }
-        for user in users.values():
-            set_password(s, user=user, password=PASSWORD, actor=None)
-        cast = Cast(
-            tech=int(users["tech"].id or 0),
-            tech2=int(users["tech2"].id or 0),
-            qa=int(users["qa"].id or 0),
-            inst={
-                t: int(
-                    add_instrument(
-                        s,
-                        asset_tag=f"{t[:12]}-B",
-                        instrument_type=t,
-                        name=t,
-                        calibration_due=future,
-                    ).id
-                    or 0
-                )
-                for t in INSTRUMENTS
-            },
-            reag={
-                t: int(
-                    add_reagent_lot(
-                        s, reagent_type=t, lot_number=f"{t[:3]}-B", supplier="s", expires_at=future
-                    ).id
-                    or 0
-                )
-                for t in ("collagenase", "culture_medium", "sterile_filter")
-            },
-        )
+        cast = Cast(facility=set_up_facility(s, tag="B", good_until=utcnow() + timedelta(days=365)))
+        clinic = s.get(Clinic, cast.facility.clinic_ids["GINZA"])
+        assert clinic is not None
+        # The demo leaves a desk's password to an administrator; the benchmark's desk logs in.
+        desk = get_user(s, username=USERS["desk"])
+        set_password(s, user=desk, password=PASSWORD, actor=None)
         for n in range(PATIENTS):
             patient = register_patient(
                 s, clinic=clinic, identifier_1="1980-04-12", identifier_2=f"BENCH-{n:04d}"
@@ -152,48 +104,38 @@ def _cast(db: Database) -> Cast:
 
 
 def _lot(db: Database, cast: Cast, coi: str, vials: int) -> str:
-    """A released AAPE lot of ``vials`` vials from ``coi``'s own tissue, every stage recorded."""
+    """A released AAPE lot of ``vials`` vials from ``coi``'s own tissue, every stage recorded
+    with the SOPs' typical parameters."""
     t0 = utcnow() - timedelta(days=6)
 
     def at(hours: float) -> datetime:
         return t0 + timedelta(hours=hours)
 
-    def step(code: str, hours: float, actor: int | None = None, **kw: Any) -> list[str]:
+    def step(code: str, hours: float, **kw: Any) -> list[str]:
         with write_session(db.engine) as s:
-            user = s.get(User, actor or cast.tech)
-            assert user is not None
-            result = record_step(s, sop_code=code, actor=user, performed_at=at(hours), **kw)
+            result = record_step(
+                s,
+                sop_code=code,
+                actor=cast.user(s, "tanaka"),
+                performed_at=at(hours),
+                parameters=typical_parameters(code, **kw.pop("parameters", {})),
+                **kw,
+            )
             return [m.material_id for m in result.outputs]
 
-    inst, reag = cast.inst, cast.reag
+    inst, reag = cast.facility.instrument_ids, cast.facility.reagent_ids
     with write_session(db.engine) as s:
-        from lims.parties.service import get_patient
-
-        tech = s.get(User, cast.tech)
-        assert tech is not None
         lipo = register_material(
             s,
             kind=MaterialKind.LIPOASPIRATE,
             patient=get_patient(s, coi_id=coi),
             use=Use.AUTOLOGOUS,
             quantity=parse_quantity("120 mL", QuantityKind.VOLUME),
-            actor=tech,
+            actor=cast.user(s, "tanaka"),
             state="RECEIVED",
             collected_at=at(0),
         ).material_id
-    step(
-        "LIPO-INTAKE",
-        4,
-        inputs=[InputBooking(lipo)],
-        parameters={
-            "transport_temperature": "6 degC",
-            "temperature_excursion": False,
-            "received_volume": "120 mL",
-            "donor_site": "abdomen",
-            "identity_verified": True,
-            "container_intact": True,
-        },
-    )
+    step("LIPO-INTAKE", 4, inputs=[InputBooking(lipo)])
     (svf,) = step(
         "SVF-SEP",
         6,
@@ -201,17 +143,6 @@ def _lot(db: Database, cast: Cast, coi: str, vials: int) -> str:
         outputs=[OutputRequest("1.9e7 cells")],
         instrument_ids=[inst["centrifuge"], inst["shaking_incubator"], inst["cell_counter"]],
         reagent_lot_ids=[reag["collagenase"]],
-        parameters={
-            "collagenase_type": "I",
-            "collagenase_concentration": "0.1 %",
-            "digestion_temperature": "37 degC",
-            "digestion_time": "45 min",
-            "centrifugation_rcf": "1200 x g",
-            "centrifugation_time": "10 min",
-            "lysis": "NH4Cl",
-            "filter_mesh": "100 um",
-            "viability": "86 %",
-        },
     )
     (culture,) = step(
         "ADSC-SEED",
@@ -220,14 +151,12 @@ def _lot(db: Database, cast: Cast, coi: str, vials: int) -> str:
         outputs=[OutputRequest("7e5 cells")],
         instrument_ids=[inst["biosafety_cabinet"], inst["co2_incubator"]],
         reagent_lot_ids=[reag["culture_medium"]],
-        parameters={"culture_area": "350 cm^2", "medium": "DMEM/F12 + hPL"},
     )
     step(
         "CULTURE-COUNT",
         50,
         inputs=[InputBooking(culture)],
         instrument_ids=[inst["cell_counter"]],
-        parameters={"cell_count": "2.8e6 cells", "viability": "92 %", "confluence": "85 %"},
     )
     step(
         "HYPOXIA-START",
@@ -235,8 +164,8 @@ def _lot(db: Database, cast: Cast, coi: str, vials: int) -> str:
         inputs=[InputBooking(culture)],
         instrument_ids=[inst["trigas_incubator"]],
         reagent_lot_ids=[reag["culture_medium"]],
-        parameters={"o2_setpoint": "2 %", "medium": "serum-free"},
     )
+    # 4 mL a vial; 1 mL more is harvested for the clarification filter's hold-up.
     volume = vials * 4
     (cm,) = step(
         "CM-HARVEST",
@@ -244,7 +173,6 @@ def _lot(db: Database, cast: Cast, coi: str, vials: int) -> str:
         inputs=[InputBooking(culture)],
         outputs=[OutputRequest(f"{volume + 1} mL")],
         instrument_ids=[inst["trigas_incubator"]],
-        parameters={"o2_mean": "2 %", "o2_log_ref": "LOG-1"},
     )
     step(
         "CM-CLARIFY",
@@ -253,13 +181,6 @@ def _lot(db: Database, cast: Cast, coi: str, vials: int) -> str:
         losses=[LossBooking(cm, "1 mL", "filter hold-up")],
         instrument_ids=[inst["centrifuge"]],
         reagent_lot_ids=[reag["sterile_filter"]],
-        parameters={
-            "clarification_rcf": "13000 x g",
-            "clarification_time": "10 min",
-            "clarification_temperature": "4 degC",
-            "filter_pore": "0.22 um",
-            "hold": "fresh",
-        },
     )
     (lot,) = step(
         "AAPE-FILL",
@@ -267,45 +188,31 @@ def _lot(db: Database, cast: Cast, coi: str, vials: int) -> str:
         inputs=[InputBooking(cm, f"{volume} mL")],
         outputs=[OutputRequest(f"{vials} vials")],
         instrument_ids=[inst["biosafety_cabinet"]],
-        parameters={"fill_volume": "4 mL", "cryoprotectant": "trehalose"},
     )
     step(
         "AAPE-LYO",
         120,
         inputs=[InputBooking(lot)],
         instrument_ids=[inst["freeze_dryer"], inst["karl_fischer_titrator"]],
-        parameters={
-            "freezing_shelf_temperature": "-45 degC",
-            "primary_drying_shelf_temperature": "-25 degC",
-            "primary_drying_pressure": "100 mTorr",
-            "secondary_drying_temperature": "40 degC",
-            "secondary_drying_time": "4 h",
-            "residual_moisture": "1.2 %",
-            "cycle_trace_ref": "FD-1",
-        },
     )
     with write_session(db.engine) as s:
-        tech = s.get(User, cast.tech)
-        assert tech is not None
-        transition(s, material=get_material(s, lot), to_state="QC_TESTING", actor=tech)
+        transition(
+            s, material=get_material(s, lot), to_state="QC_TESTING", actor=cast.user(s, "tanaka")
+        )
     with write_session(db.engine) as s:
         spec = specification_of(s, material=get_material(s, lot))
         required = [t.code for t in spec.tests if t.required]
     for code in required:
         with write_session(db.engine) as s:
-            tech2 = s.get(User, cast.tech2)
-            assert tech2 is not None
             enter_result(
                 s,
                 material=get_material(s, lot),
                 test_code=code,
                 value=PASSING_AAPE_QC[code],
-                actor=tech2,
+                actor=cast.user(s, "mori"),
             )
     with write_session(db.engine) as s:
-        qa = s.get(User, cast.qa)
-        assert qa is not None
-        release(s, material=get_material(s, lot), actor=qa, password=PASSWORD)
+        release(s, material=get_material(s, lot), actor=cast.user(s, "sato"), password=PASSWORD)
     return lot
 
 
@@ -652,7 +559,7 @@ def lims_op(tokens: dict[str, str], patients: list[str], *, allocate: bool = Tru
                 "session_number": 1 + n % 6,
                 "sessions_total": 6,
                 "planned_use_at": planned,
-                "ship_to": "Benchmark Clinic",
+                "ship_to": "Ginza Hair Clinic, 4-1 Ginza, Tokyo",
                 "prescriber": "Dr. B",
                 "consent_ref": f"B-{w}-{n}",
             },
@@ -685,7 +592,7 @@ async def bare_op(timed: Any, w: int, n: int) -> None:
 
 def tokens_for(url: str) -> dict[str, str]:
     out = {}
-    for key, username in (("desk", "bench-desk"), ("tech", "bench-tech")):
+    for key, username in USERS.items():
         r = httpx.post(
             f"{url}/api/v1/auth/token",
             data={"username": username, "password": PASSWORD},

@@ -54,39 +54,18 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noqa: E402
 
 from bench.common import fresh_database, machine  # noqa: E402
-from flows.demo import PASSING_QC, PERSON, _cast, _Scenario, ephemeral_prefect  # noqa: E402
+from flows.demo import ephemeral_prefect, patient_a_donation  # noqa: E402
+from flows.scenario import PERSON, Scenario  # noqa: E402
+from flows.scenario_requests import set_up_cast  # noqa: E402
 
 TARGET = 0.30
 RETRIES = None  # set in main(): a Retries handler on the prefect.client logger
-GINZA = "Ginza Hair Clinic, 4-1 Ginza, Tokyo"
 
 
-def one_donation(sc: _Scenario) -> None:
+def one_donation(sc: Scenario) -> None:
     """The first patient's donation in ``lims demo``: every stage a flow run."""
-    cast = _cast(sc.engine)
-    lipo = sc.intake(cast, cast.patient, "120 mL", 0, f"BENCH-{cast.run}-1")
-    svf = sc.svf(cast, lipo, 6, "1.9e7 cells", "86 %", nanofat=True).svf
-    flasks = sc.seed(cast, svf, 8)
-    p1 = sc.passage(cast, flasks[0], 53)
-    cm = [
-        sc.condition(cast, c, 77 + n, "4.2e6 cells", f"{60 - 5 * n} mL", f"TRIGAS-{n}")
-        for n, c in enumerate(p1)
-    ]
-    lot = sc.fill(
-        cast,
-        [(cm[0], "58.75 mL"), (cm[1], "53.75 mL")],
-        "28 vials",
-        130,
-        "A1",
-        loss=("line dead volume", "0.5 mL"),
-    )
-    sc.qc(cast, lot, PASSING_QC)
-    sc.qa_release(cast, lot)
-    doses = [sc.order(cast, cast.patient, cast.ginza_desk, n, GINZA) for n in (1, 2, 3)]
-    for n, allocated in enumerate(doses[:2], start=1):
-        sc.pack(cast, allocated.dose)
-        sc.dispatch(cast, allocated.order, allocated.dose, f"TL-B{cast.run}{n}")
-        sc.receive(cast.ginza_desk, allocated.order, "Nurse K. Ito")
+    cast = set_up_cast(sc.engine)
+    patient_a_donation(sc, cast, f"BENCH-{cast.run}-1", logger=f"TL-B{cast.run}")
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)  # as flows.common.lab_task: no caching
@@ -187,7 +166,7 @@ def measure(url: str, donations: int, server: int | None) -> dict[str, Any]:
     off what they sent it (it ingests events and states after a run returns; whichever
     side ran first would otherwise hand its backlog to the other)."""
     seen: set[UUID] = set()
-    sc = _Scenario(url, None)
+    sc = Scenario(url, None)
     human = {"s": 0.0}
     for name in ("pack", "qa_release"):  # people's signatures (argon2): not flow work
         original = getattr(sc, name)
@@ -265,7 +244,7 @@ def profile(url: str) -> str:
     """One donation under pyinstrument: the flows' time split by whose code ran it."""
     from pyinstrument import Profiler
 
-    sc = _Scenario(url, None)
+    sc = Scenario(url, None)
     one_donation(sc)  # warm
     profiler = Profiler(interval=0.001)
     profiler.start()

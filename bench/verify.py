@@ -44,8 +44,12 @@ from lims.custody.models import CustodyEvent, CustodyHead
 from lims.custody.verify import canonical_bytes, verify_events
 from lims.db import read_session
 from lims.identity.codes import make_material_id
+from lims.sops.parameters import catalog_sop, typical_parameters
+from lims.sops.validation import check_parameters
 
 TARGET = 3.0
+# An SVF-SEP step's parameters as a step record stores them (typical values).
+SVF_RECORD = check_parameters(catalog_sop("SVF-SEP"), typical_parameters("SVF-SEP"), {}).record()
 EVENT = CustodyEvent.__table__  # type: ignore[attr-defined]
 ACTORS = [
     ("tanaka", "technician"),
@@ -111,21 +115,7 @@ def shape(n: int, rng: random.Random, when: datetime) -> dict[str, Any]:
                 "sop_version": 1,
                 "outcome": "accepted",
                 "performed_at": t,
-                "parameters": {
-                    "collagenase_type": "I",
-                    "collagenase_concentration": {
-                        "value": "0.1",
-                        "unit": "%",
-                        "canonical": "0.1 %",
-                    },
-                    "digestion_temperature": {
-                        "value": "37",
-                        "unit": "degC",
-                        "canonical": "37 degC",
-                    },
-                    "digestion_time": {"value": "45", "unit": "min", "canonical": "45 min"},
-                    "viability": {"value": "86", "unit": "%", "canonical": "86 %"},
-                },
+                "parameters": SVF_RECORD,
                 "warnings": [],
                 "acceptance_failures": [],
                 "notes": None,

@@ -8,15 +8,15 @@ when hypoxia is started; the harvest flow runs when the harvest is recorded.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow
 
 from flows.common import (
-    Fraction,
     LabModel,
     Loss,
     MaterialId,
     Performed,
-    Rcf,
     ReagentLotRef,
     label,
     request_run_name,
@@ -26,14 +26,10 @@ from flows.common import (
 )
 from flows.culture import CultureCount, count_culture, doublings
 from flows.tasks import StepSpec, record
-from lims.units import Duration, Temperature, Volume
+from lims.sops.parameters import ParametersOf, StageParameters
+from lims.units import Volume
 
-
-class HypoxiaParameters(LabModel):
-    """HYPOXIA-START v1."""
-
-    o2_setpoint: Fraction
-    medium: str
+HypoxiaParameters = Annotated[StageParameters, ParametersOf("HYPOXIA-START")]
 
 
 class HypoxiaStart(Performed):
@@ -51,21 +47,8 @@ class HypoxiaResult(LabModel):
     warnings: list[str]
 
 
-class HarvestParameters(LabModel):
-    """CM-HARVEST v1 (the time under hypoxia is computed by the LIMS)."""
-
-    o2_mean: Fraction
-    o2_log_ref: str
-
-
-class ClarifyParameters(LabModel):
-    """CM-CLARIFY v1."""
-
-    clarification_rcf: Rcf
-    clarification_time: Duration
-    clarification_temperature: Temperature
-    filter_pore: str
-    hold: str
+HarvestParameters = Annotated[StageParameters, ParametersOf("CM-HARVEST")]
+ClarifyParameters = Annotated[StageParameters, ParametersOf("CM-CLARIFY")]
 
 
 class Clarification(Performed):

@@ -8,12 +8,12 @@ and ends, and the next one runs when the next step is recorded.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow
 from pydantic import Field
 
 from flows.common import (
-    Area,
-    Fraction,
     LabModel,
     Loss,
     MaterialId,
@@ -29,14 +29,10 @@ from flows.common import (
 from flows.tasks import StepOutcome, StepSpec, record
 from lims.db import read_session
 from lims.materials.service import get_material
+from lims.sops.parameters import ParametersOf, StageParameters
 from lims.units import CellCount
 
-
-class SeedParameters(LabModel):
-    """ADSC-SEED v1 (the seeding density is computed by the LIMS)."""
-
-    culture_area: Area
-    medium: str
+SeedParameters = Annotated[StageParameters, ParametersOf("ADSC-SEED")]
 
 
 class CultureSeeding(Performed):
@@ -55,12 +51,7 @@ class SeedingResult(LabModel):
     warnings: list[str]
 
 
-class CountParameters(LabModel):
-    """CULTURE-COUNT v1."""
-
-    cell_count: CellCount
-    viability: Fraction
-    confluence: Fraction
+CountParameters = Annotated[StageParameters, ParametersOf("CULTURE-COUNT")]
 
 
 class CultureCount(Performed):
@@ -68,13 +59,7 @@ class CultureCount(Performed):
     parameters: CountParameters
 
 
-class PassageParameters(LabModel):
-    """ADSC-PASSAGE v1 and DP-PASSAGE v1 (re-plating density computed by the LIMS)."""
-
-    harvested_cells: CellCount
-    confluence: Fraction | None = None
-    viability: Fraction
-    culture_area: Area
+AdscPassageParameters = Annotated[StageParameters, ParametersOf("ADSC-PASSAGE")]
 
 
 class Passage(Performed):
@@ -83,13 +68,17 @@ class Passage(Performed):
     loss: Loss | None = None
     instruments: list[str]
     reagent_lots: list[ReagentLotRef]
-    parameters: PassageParameters
+    parameters: StageParameters  # the passage SOP's: ADSC-PASSAGE or DP-PASSAGE
+
+
+class AdscPassage(Passage):
+    parameters: AdscPassageParameters
 
 
 class CulturePassage(LabModel):
     culture: MaterialId
     count: CultureCount | None = None
-    passage: Passage
+    passage: AdscPassage
 
 
 class PassageResult(LabModel):

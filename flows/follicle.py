@@ -7,14 +7,14 @@ its intake checks (BIOPSY-INTAKE), microdissection of the papillae into DP cultu
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow
 from pydantic import AwareDatetime, Field, model_validator
 
 from flows.common import (
     CoiId,
-    Fraction,
     LabModel,
-    Length,
     MaterialId,
     Performed,
     ReagentLotRef,
@@ -29,26 +29,17 @@ from flows.common import (
 from flows.culture import CultureCount, Passage, count_culture, doublings, passage_culture
 from flows.tasks import Arrival, StepSpec, record, register_arrival
 from lims.materials.kinds import MaterialKind, Use
-from lims.units import CellCount, Mass, Temperature, Volume
+from lims.sops.parameters import ParametersOf, StageParameters
+from lims.units import CellCount, Mass
 
-
-class BiopsyIntakeParameters(LabModel):
-    """BIOPSY-INTAKE v1 (time since biopsy is computed by the LIMS)."""
-
-    transport_temperature: Temperature
-    punch_diameter: Length
-    identity_verified: bool
+BiopsyIntakeParameters = Annotated[StageParameters, ParametersOf("BIOPSY-INTAKE")]
 
 
 class BiopsyInspection(Performed):
     parameters: BiopsyIntakeParameters
 
 
-class MicrodissectParameters(LabModel):
-    """DP-MICRODISSECT v1."""
-
-    method: str
-    papillae_isolated: int
+MicrodissectParameters = Annotated[StageParameters, ParametersOf("DP-MICRODISSECT")]
 
 
 class Microdissection(Performed):
@@ -79,11 +70,12 @@ class FollicleResult(LabModel):
     acceptance_failures: list[str]
 
 
-class FormulationParameters(LabModel):
-    """DP-FORMULATE v1."""
+FormulationParameters = Annotated[StageParameters, ParametersOf("DP-FORMULATE")]
+DpPassageParameters = Annotated[StageParameters, ParametersOf("DP-PASSAGE")]
 
-    formulation_volume: Volume
-    viability: Fraction
+
+class DpPassage(Passage):
+    parameters: DpPassageParameters
 
 
 class Formulation(Performed):
@@ -94,7 +86,7 @@ class Formulation(Performed):
 class DpCulture(LabModel):
     culture: MaterialId
     count: CultureCount | None = None
-    passage: Passage | None = None
+    passage: DpPassage | None = None
     formulation: Formulation | None = None
 
     @model_validator(mode="after")

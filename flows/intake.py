@@ -9,6 +9,8 @@ Prefect's UI): the bench inspection takes minutes, so a short pause fits.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow
 from prefect.flow_runs import pause_flow_run
 from pydantic import AwareDatetime, Field
@@ -27,18 +29,10 @@ from flows.common import (
 )
 from flows.tasks import Arrival, StepSpec, record, register_arrival
 from lims.materials.kinds import MaterialKind, Use
-from lims.units import Temperature, Volume
+from lims.sops.parameters import ParametersOf, StageParameters
+from lims.units import Volume
 
-
-class IntakeParameters(LabModel):
-    """LIPO-INTAKE v1 (time since harvest is computed by the LIMS)."""
-
-    transport_temperature: Temperature
-    temperature_excursion: bool
-    received_volume: Volume
-    donor_site: str
-    identity_verified: bool
-    container_intact: bool
+IntakeParameters = Annotated[StageParameters, ParametersOf("LIPO-INTAKE")]
 
 
 class IntakeInspection(Performed):

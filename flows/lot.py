@@ -6,42 +6,27 @@ and put the lot in its freezer position. The lot leaves LYOPHILISED in quarantin
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow
 from prefect.runtime import flow_run
 from pydantic import Field
 
 from flows.common import (
-    Fraction,
     LabModel,
     Loss,
     MaterialId,
     Performed,
-    Pressure,
     label,
     sop_parameters,
     state_of,
 )
 from flows.tasks import StepSpec, StoragePosition, record, store
-from lims.units import Duration, Temperature, VialCount, Volume
+from lims.sops.parameters import ParametersOf, StageParameters
+from lims.units import VialCount, Volume
 
-
-class FillParameters(LabModel):
-    """AAPE-FILL v1."""
-
-    fill_volume: Volume
-    cryoprotectant: str
-
-
-class LyoParameters(LabModel):
-    """AAPE-LYO v1."""
-
-    freezing_shelf_temperature: Temperature
-    primary_drying_shelf_temperature: Temperature
-    primary_drying_pressure: Pressure
-    secondary_drying_temperature: Temperature
-    secondary_drying_time: Duration
-    residual_moisture: Fraction
-    cycle_trace_ref: str
+FillParameters = Annotated[StageParameters, ParametersOf("AAPE-FILL")]
+LyoParameters = Annotated[StageParameters, ParametersOf("AAPE-LYO")]
 
 
 class CmDraw(LabModel):

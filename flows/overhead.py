@@ -22,18 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
 
 from flows.common import engine_for, user
 from flows.culture import culture_passage, culture_seeding
-from flows.demo import SVF_PARAMETERS, Cast, _cast
 from flows.intake import lipoaspirate_intake
+from flows.scenario_requests import Cast, Requests, set_up_cast
 from flows.svf import svf_separation
 from lims import migrate
 from lims.db import utcnow, write_session
 from lims.materials.kinds import MaterialKind, Use
 from lims.materials.service import register_material
-from lims.parties.models import Instrument, ReagentLot
 from lims.parties.service import get_patient
 from lims.steps.service import InputBooking, LossBooking, OutputRequest, record_step
 from lims.units import QuantityKind, parse_quantity
@@ -41,129 +39,27 @@ from lims.units import QuantityKind, parse_quantity
 STAGES = ("lipoaspirate-intake", "svf-separation", "culture-seeding", "culture-passage")
 
 
-class Requests:
-    """The same stage requests for both paths (as JSON, as a flow receives them)."""
-
-    def __init__(self, cast: Cast, n: int) -> None:
-        self.cast, self.n = cast, n
-        self.t0 = utcnow() - timedelta(days=3)
-
-    def at(self, hours: float) -> str:
-        return (self.t0 + timedelta(hours=hours)).isoformat()
-
-    def intake(self, tag: str) -> dict[str, Any]:
-        return {
-            "patient": self.cast.patient,
-            "volume": "120 mL",
-            "collected_at": self.at(0),
-            "shipment_ref": f"OVERHEAD-{tag}-{self.n}",
-            "received_by": self.cast.tech,
-            "inspection": {
-                "performed_by": self.cast.tech,
-                "performed_at": self.at(3),
-                "parameters": {
-                    "transport_temperature": "6 degC",
-                    "temperature_excursion": False,
-                    "received_volume": "120 mL",
-                    "donor_site": "abdomen",
-                    "identity_verified": True,
-                    "container_intact": True,
-                },
-            },
-        }
-
-    def svf(self, lipo: str) -> dict[str, Any]:
-        c = self.cast
-        return {
-            "performed_by": c.tech,
-            "performed_at": self.at(5),
-            "lipoaspirate": lipo,
-            "taken": "100 mL",
-            "cells": "1.9e7 cells",
-            "instruments": [
-                c.instruments[k] for k in ("centrifuge", "shaking_incubator", "cell_counter")
-            ],
-            "reagent_lots": [c.reagents["collagenase"]],
-            "parameters": {**SVF_PARAMETERS, "viability": "86 %"},
-            "nanofat": {
-                "performed_by": c.tech,
-                "performed_at": self.at(6),
-                "taken": "20 mL",
-                "made": "18 mL",
-                "loss": {"quantity": "2 mL", "reason": "residue on the filter"},
-                "parameters": {
-                    "emulsification_passes": 30,
-                    "filter_mesh": "500 um",
-                    "needle_gauge": 27,
-                },
-            },
-        }
-
-    def seed(self, svf: str) -> dict[str, Any]:
-        c = self.cast
-        return {
-            "performed_by": c.tech,
-            "performed_at": self.at(7),
-            "svf": svf,
-            "taken": "7e5 cells",
-            "flasks": ["3.5e5 cells", "3.5e5 cells"],
-            "instruments": [c.instruments["biosafety_cabinet"], c.instruments["co2_incubator"]],
-            "reagent_lots": [c.reagents["culture_medium"]],
-            "parameters": {"culture_area": "350 cm^2", "medium": "DMEM/F12 + hPL"},
-        }
-
-    def passage(self, culture: str) -> dict[str, Any]:
-        c = self.cast
-        return {
-            "culture": culture,
-            "count": {
-                "performed_by": c.tech,
-                "performed_at": self.at(50),
-                "instruments": [c.instruments["cell_counter"]],
-                "parameters": {
-                    "cell_count": "2.8e6 cells",
-                    "viability": "92 %",
-                    "confluence": "85 %",
-                },
-            },
-            "passage": {
-                "performed_by": c.tech,
-                "performed_at": self.at(51),
-                "taken": "2.8e6 cells",
-                "flasks": ["1.05e6 cells", "1.05e6 cells"],
-                "loss": {"quantity": "7e5 cells", "reason": "count sample and excess"},
-                "instruments": [c.instruments["biosafety_cabinet"], c.instruments["cell_counter"]],
-                "reagent_lots": [c.reagents["culture_medium"]],
-                "parameters": {
-                    "harvested_cells": "2.8e6 cells",
-                    "confluence": "85 %",
-                    "viability": "92 %",
-                    "culture_area": "700 cm^2",
-                },
-            },
-        }
+def requests(cast: Cast, n: int) -> dict[str, Callable[..., dict[str, Any]]]:
+    """The same stage requests for both paths (as JSON, as a flow receives them): the
+    demo scenario's, dated from three days ago."""
+    rq = Requests(cast, utcnow() - timedelta(days=3))
+    return {
+        "intake": lambda tag: rq.intake(cast.patient, "120 mL", 0, f"OVERHEAD-{tag}-{n}"),
+        "svf": lambda lipo: rq.svf(lipo, 5, "1.9e7 cells", "86 %", nanofat=True),
+        "seed": lambda svf: rq.seed(svf, 7),
+        "passage": lambda culture: rq.passage(culture, 51),
+    }
 
 
 # --- the same work through the services, no Prefect ----------------------------------------
 
 
-def _ids(
-    engine: Engine, tags: list[str], lots: list[dict[str, str]]
-) -> tuple[list[int], list[int]]:
-    with Session(engine) as s:
-        inst = [
-            s.exec(select(Instrument.id).where(col(Instrument.asset_tag) == t)).one() for t in tags
-        ]
-        reag = [
-            s.exec(
-                select(ReagentLot.id).where(
-                    col(ReagentLot.reagent_type) == r["reagent_type"],
-                    col(ReagentLot.lot_number) == r["lot_number"],
-                )
-            ).one()
-            for r in lots
-        ]
-    return [i for i in inst if i is not None], [r for r in reag if r is not None]
+def _ids(cast: Cast, tags: list[str], lots: list[dict[str, str]]) -> tuple[list[int], list[int]]:
+    """Instrument and reagent lot ids of a request's asset tags and lot references."""
+    f = cast.facility
+    by_tag = {tag: f.instrument_ids[kind] for kind, tag in f.instrument_tags.items()}
+    by_lot = {(kind, lot): f.reagent_ids[kind] for kind, lot in f.reagent_lots.items()}
+    return [by_tag[t] for t in tags], [by_lot[r["reagent_type"], r["lot_number"]] for r in lots]
 
 
 def _step(engine: Engine, username: str, **kw: Any) -> list[str]:
@@ -196,8 +92,8 @@ def direct_intake(engine: Engine, r: dict[str, Any]) -> str:
     return lipo
 
 
-def direct_svf(engine: Engine, r: dict[str, Any]) -> str:
-    inst, reag = _ids(engine, r["instruments"], r["reagent_lots"])
+def direct_svf(engine: Engine, cast: Cast, r: dict[str, Any]) -> str:
+    inst, reag = _ids(cast, r["instruments"], r["reagent_lots"])
     (svf,) = _step(
         engine,
         r["performed_by"],
@@ -223,8 +119,8 @@ def direct_svf(engine: Engine, r: dict[str, Any]) -> str:
     return svf
 
 
-def direct_seed(engine: Engine, r: dict[str, Any]) -> str:
-    inst, reag = _ids(engine, r["instruments"], r["reagent_lots"])
+def direct_seed(engine: Engine, cast: Cast, r: dict[str, Any]) -> str:
+    inst, reag = _ids(cast, r["instruments"], r["reagent_lots"])
     return _step(
         engine,
         r["performed_by"],
@@ -238,9 +134,9 @@ def direct_seed(engine: Engine, r: dict[str, Any]) -> str:
     )[0]
 
 
-def direct_passage(engine: Engine, r: dict[str, Any]) -> None:
+def direct_passage(engine: Engine, cast: Cast, r: dict[str, Any]) -> None:
     c, p = r["count"], r["passage"]
-    inst, _ = _ids(engine, c["instruments"], [])
+    inst, _ = _ids(cast, c["instruments"], [])
     _step(
         engine,
         c["performed_by"],
@@ -250,7 +146,7 @@ def direct_passage(engine: Engine, r: dict[str, Any]) -> None:
         parameters=c["parameters"],
         instrument_ids=inst,
     )
-    inst, reag = _ids(engine, p["instruments"], p["reagent_lots"])
+    inst, reag = _ids(cast, p["instruments"], p["reagent_lots"])
     _step(
         engine,
         p["performed_by"],
@@ -275,21 +171,21 @@ def measure(database_url: str, rounds: int) -> dict[str, tuple[list[float], list
     """Per stage: (direct seconds, flow seconds) for each round."""
     engine = engine_for(database_url)
     migrate.upgrade(engine)
-    cast = _cast(engine)
+    cast = set_up_cast(engine)
     times: dict[str, tuple[list[float], list[float]]] = {s: ([], []) for s in STAGES}
     url = {"database_url": database_url}
     for n in range(rounds):
-        rq = Requests(cast, n)
+        rq = requests(cast, n)
         # Direct: the services, each step in its own write transaction.
-        t1, lipo = _timed(direct_intake, engine, rq.intake("direct"))
-        t2, svf = _timed(direct_svf, engine, rq.svf(lipo))
-        t3, culture = _timed(direct_seed, engine, rq.seed(svf))
-        t4, _ = _timed(direct_passage, engine, rq.passage(culture))
+        t1, lipo = _timed(direct_intake, engine, rq["intake"]("direct"))
+        t2, svf = _timed(direct_svf, engine, cast, rq["svf"](lipo))
+        t3, culture = _timed(direct_seed, engine, cast, rq["seed"](svf))
+        t4, _ = _timed(direct_passage, engine, cast, rq["passage"](culture))
         # The same through the flows.
-        f1, got = _timed(lipoaspirate_intake, request=rq.intake("flow"), **url)
-        f2, sep = _timed(svf_separation, request=rq.svf(got.lipoaspirate), **url)
-        f3, seeded = _timed(culture_seeding, request=rq.seed(sep.svf), **url)
-        f4, _ = _timed(culture_passage, request=rq.passage(seeded.cultures[0]), **url)
+        f1, got = _timed(lipoaspirate_intake, request=rq["intake"]("flow"), **url)
+        f2, sep = _timed(svf_separation, request=rq["svf"](got.lipoaspirate), **url)
+        f3, seeded = _timed(culture_seeding, request=rq["seed"](sep.svf), **url)
+        f4, _ = _timed(culture_passage, request=rq["passage"](seeded.cultures[0]), **url)
         for stage, direct, flow in zip(STAGES, (t1, t2, t3, t4), (f1, f2, f3, f4), strict=True):
             times[stage][0].append(direct)
             times[stage][1].append(flow)

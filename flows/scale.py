@@ -36,12 +36,11 @@ from typing import Any
 import httpx
 from prefect.client.schemas.objects import FlowRun
 from sqlalchemy import create_engine, make_url, text
-from sqlmodel import col, select
 
 from flows.common import engine_for
 from flows.deploy import ROOT, deploy_all
 from lims.db import read_session
-from lims.materials.models import Material
+from lims.demo import newest_material
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
@@ -120,34 +119,16 @@ def wait_for_api(api_url: str, server: subprocess.Popen[bytes], timeout: float =
 
 
 def prepare_lims(lims_url: str) -> dict[str, Any]:
-    """Migrate the LIMS database, load the demo's cast; return an intake request for it."""
-    from flows.demo import _cast
+    """Migrate the LIMS database, load the demo's cast; return an intake request for it
+    (collected 5 h ago, inspected 3 h later)."""
+    from flows.scenario_requests import Requests, set_up_cast
     from lims import migrate
     from lims.db import utcnow
 
     engine = engine_for(lims_url)
     migrate.upgrade(engine)
-    cast = _cast(engine)
-    now = utcnow()
-    return {
-        "patient": cast.patient,
-        "volume": "120 mL",
-        "collected_at": (now - timedelta(hours=5)).isoformat(),
-        "shipment_ref": f"SCALE-{uuid.uuid4().hex[:8]}",
-        "received_by": cast.tech,
-        "inspection": {
-            "performed_by": cast.tech,
-            "performed_at": (now - timedelta(hours=1)).isoformat(),
-            "parameters": {
-                "transport_temperature": "6 degC",
-                "temperature_excursion": False,
-                "received_volume": "120 mL",
-                "donor_site": "abdomen",
-                "identity_verified": True,
-                "container_intact": True,
-            },
-        },
-    }
+    requests = Requests(set_up_cast(engine), utcnow() - timedelta(hours=5))
+    return requests.intake(requests.cast.patient, "120 mL", 0, f"SCALE-{uuid.uuid4().hex[:8]}")
 
 
 def run_scale_check(postgres_admin_url: str, workdir: Path, pool: str = "lab") -> ScaleCheck:
@@ -198,7 +179,7 @@ def run_scale_check(postgres_admin_url: str, workdir: Path, pool: str = "lab") -
     timings["total"] = time.perf_counter() - started
     assert run.state is not None
     with read_session(engine_for(lims_url)) as session:
-        material = session.exec(select(Material).order_by(col(Material.id).desc())).first()
+        material = newest_material(session)
     return ScaleCheck(
         prefect_database=make_url(prefect_db).database or "",
         api_url=api_url,

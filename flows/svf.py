@@ -7,16 +7,15 @@ An SVF below the SOP's viability acceptance limit is recorded and comes out QC_F
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow
 
 from flows.common import (
-    Fraction,
     LabModel,
-    Length,
     Loss,
     MaterialId,
     Performed,
-    Rcf,
     ReagentLotRef,
     label,
     request_run_name,
@@ -25,29 +24,11 @@ from flows.common import (
     state_of,
 )
 from flows.tasks import StepSpec, record
-from lims.units import CellCount, Duration, Temperature, Volume
+from lims.sops.parameters import ParametersOf, StageParameters
+from lims.units import CellCount, Volume
 
-
-class SvfParameters(LabModel):
-    """SVF-SEP v1 (the yield per mL is computed by the LIMS)."""
-
-    collagenase_type: str
-    collagenase_concentration: Fraction
-    digestion_temperature: Temperature
-    digestion_time: Duration
-    centrifugation_rcf: Rcf
-    centrifugation_time: Duration
-    lysis: str
-    filter_mesh: Length
-    viability: Fraction
-
-
-class NanofatParameters(LabModel):
-    """NANOFAT-PREP v1."""
-
-    emulsification_passes: int
-    filter_mesh: Length
-    needle_gauge: int
+SvfParameters = Annotated[StageParameters, ParametersOf("SVF-SEP")]
+NanofatParameters = Annotated[StageParameters, ParametersOf("NANOFAT-PREP")]
 
 
 class NanofatPrep(Performed):
@@ -125,7 +106,7 @@ def svf_separation(request: SvfSeparation, database_url: str | None = None) -> S
         state=state_of(database_url, svf),
         outcome=done.outcome,
         cells=str(request.cells),
-        viability=str(request.parameters.viability),
+        viability=shown(sop_parameters(request.parameters).get("viability")) or "",
         yield_per_ml=shown(done.parameters.get("yield_per_ml")),
         warnings=done.warnings,
         acceptance_failures=done.acceptance_failures,

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from lims.db import utcnow, write_session
+from lims.demo import PASSING_AAPE_QC
 from lims.lifecycle import transition
 from lims.materials.kinds import MaterialKind, Use
 from lims.materials.models import Material
@@ -18,6 +19,7 @@ from lims.parties.service import get_patient
 from lims.qc.models import QcResult
 from lims.qc.service import enter_result, release, specification_of
 from lims.signatures.passwords import set_password
+from lims.sops.parameters import typical_parameters
 from lims.steps.service import (
     InputBooking,
     LossBooking,
@@ -29,47 +31,16 @@ from lims.units import QuantityKind, parse_quantity
 from tests.conftest import World
 
 PASSWORD = "correct horse battery staple"
+# The AAPE lot's passing results (the demo's), and the DP cell product's extra tests.
 PASSING: dict[str, object] = {
-    "sterility": "no growth",
-    "mycoplasma": "not detected",
-    "endotoxin": "0.5 EU/mL",
-    "residual_moisture": "1.2 %",
-    "protein": "350 ug/mL",
-    "vegf": "711 pg/mL",
-    "appearance": "conforms",
+    **PASSING_AAPE_QC,
     "viability": "90 %",
     "cell_count": "5e6 cells",
     "identity": "conforms",
 }
-
-INTAKE_OK = {
-    "transport_temperature": "6 degC",
-    "temperature_excursion": False,
-    "received_volume": "120 mL",
-    "donor_site": "abdomen",
-    "identity_verified": True,
-    "container_intact": True,
-}
-SVF_OK = {
-    "collagenase_type": "I",
-    "collagenase_concentration": "0.1 %",
-    "digestion_temperature": "37 degC",
-    "digestion_time": "45 min",
-    "centrifugation_rcf": "1200 x g",
-    "centrifugation_time": "10 min",
-    "lysis": "NH4Cl",
-    "filter_mesh": "100 um",
-    "viability": "86 %",
-}
-LYO_OK = {
-    "freezing_shelf_temperature": "-45 degC",
-    "primary_drying_shelf_temperature": "-25 degC",
-    "primary_drying_pressure": "100 mTorr",
-    "secondary_drying_temperature": "40 degC",
-    "secondary_drying_time": "4 h",
-    "residual_moisture": "1.2 %",
-    "cycle_trace_ref": "FD-1",
-}
+INTAKE_OK = typical_parameters("LIPO-INTAKE")
+SVF_OK = typical_parameters("SVF-SEP")
+LYO_OK = typical_parameters("AAPE-LYO")
 
 
 @dataclass
@@ -153,7 +124,7 @@ class Lab:
             "LIPO-INTAKE",
             4,
             inputs=[InputBooking(mid)],
-            parameters={**INTAKE_OK, "received_volume": volume},
+            parameters=typical_parameters("LIPO-INTAKE", received_volume=volume),
         )
         return mid
 
@@ -173,7 +144,7 @@ class Lab:
             outputs=[OutputRequest(cells)],
             instrument_ids=self.inst("centrifuge", "shaking_incubator", "cell_counter"),
             reagent_lot_ids=self.reag("collagenase"),
-            parameters={**SVF_OK, "viability": viability},
+            parameters=typical_parameters("SVF-SEP", viability=viability),
         )
         return result.outputs[0].material_id
 
@@ -186,7 +157,7 @@ class Lab:
             outputs=[OutputRequest("7e5 cells")],
             instrument_ids=self.inst("biosafety_cabinet", "co2_incubator"),
             reagent_lot_ids=self.reag("culture_medium"),
-            parameters={"culture_area": "350 cm^2", "medium": "DMEM/F12 + hPL"},
+            parameters=typical_parameters("ADSC-SEED"),
         )
         return result.outputs[0].material_id
 
@@ -196,7 +167,7 @@ class Lab:
             hours,
             inputs=[InputBooking(culture)],
             instrument_ids=self.inst("cell_counter"),
-            parameters={"cell_count": cells, "viability": "92 %", "confluence": "85 %"},
+            parameters=typical_parameters("CULTURE-COUNT", cell_count=cells),
         )
 
     def passage(
@@ -217,12 +188,9 @@ class Lab:
             losses=losses,
             instrument_ids=self.inst("biosafety_cabinet", "cell_counter"),
             reagent_lot_ids=self.reag("culture_medium"),
-            parameters={
-                "harvested_cells": harvested,
-                "confluence": "85 %",
-                "viability": "92 %",
-                "culture_area": area,
-            },
+            parameters=typical_parameters(
+                "ADSC-PASSAGE", harvested_cells=harvested, culture_area=area
+            ),
         )
 
     def cm_batch(self, volume: str = "60 mL", *, culture: str | None = None) -> str:
@@ -234,7 +202,7 @@ class Lab:
             inputs=[InputBooking(culture)],
             instrument_ids=self.inst("trigas_incubator"),
             reagent_lot_ids=self.reag("culture_medium"),
-            parameters={"o2_setpoint": "2 %", "medium": "serum-free"},
+            parameters=typical_parameters("HYPOXIA-START"),
         )
         result = self.step(
             "CM-HARVEST",
@@ -242,7 +210,7 @@ class Lab:
             inputs=[InputBooking(culture)],
             outputs=[OutputRequest(volume)],
             instrument_ids=self.inst("trigas_incubator"),
-            parameters={"o2_mean": "2 %", "o2_log_ref": "LOG-1"},
+            parameters=typical_parameters("CM-HARVEST"),
         )
         cm = result.outputs[0].material_id
         self.step(
@@ -252,13 +220,7 @@ class Lab:
             losses=[LossBooking(cm, "1 mL", "filter hold-up")],
             instrument_ids=self.inst("centrifuge"),
             reagent_lot_ids=self.reag("sterile_filter"),
-            parameters={
-                "clarification_rcf": "13000 x g",
-                "clarification_time": "10 min",
-                "clarification_temperature": "4 degC",
-                "filter_pore": "0.22 um",
-                "hold": "fresh",
-            },
+            parameters=typical_parameters("CM-CLARIFY"),
         )
         return cm
 
@@ -270,7 +232,7 @@ class Lab:
             inputs=[InputBooking(cm, "60 mL")],
             outputs=[OutputRequest("15 vials")],
             instrument_ids=self.inst("biosafety_cabinet"),
-            parameters={"fill_volume": "4 mL", "cryoprotectant": "trehalose"},
+            parameters=typical_parameters("AAPE-FILL"),
         )
         lot = result.outputs[0].material_id
         self.step(
@@ -344,10 +306,10 @@ class Lab:
             130,
             inputs=[InputBooking(lot, vials)],
             outputs=[OutputRequest(vials)],
-            parameters={
-                "recipient_coi": coi,
-                "recipient_identifier_1": ids[0],
-                "recipient_identifier_2": ids[1],
-                "session_number": 1,
-            },
+            parameters=typical_parameters(
+                "DOSE-ALLOCATE",
+                recipient_coi=coi,
+                recipient_identifier_1=ids[0],
+                recipient_identifier_2=ids[1],
+            ),
         )

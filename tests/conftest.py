@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -28,6 +27,7 @@ os.environ.setdefault("LIMS_ARGON2_MEMORY_KIB", "1024")
 
 from lims import migrate
 from lims.db import make_engine, utcnow, write_session
+from lims.demo import Facility
 from lims.models import metadata
 from lims.sops.service import sync_catalog
 
@@ -136,44 +136,27 @@ class World:
     reagents: dict[str, int]
     expired_reagents: dict[str, int]
     overdue_instruments: dict[str, int]
-
-
-INSTRUMENT_TYPES = [
-    "centrifuge",
-    "shaking_incubator",
-    "cell_counter",
-    "biosafety_cabinet",
-    "co2_incubator",
-    "trigas_incubator",
-    "freeze_dryer",
-    "karl_fischer_titrator",
-    "stereo_microscope",
-]
-REAGENT_TYPES = ["collagenase", "culture_medium", "sterile_filter"]
+    facility: Facility  # the good instruments and lots, the staff and desks, by name
 
 
 @pytest.fixture
 def world(engine: Engine) -> World:
-    from lims.parties.models import DonorType, Role
-    from lims.parties.service import (
-        add_instrument,
-        add_reagent_lot,
-        create_clinic,
-        create_user,
-        register_patient,
-    )
+    """The demo facility (lims.demo) without passwords, an auditor, three people, and an
+    overdue instrument and an expired lot of every type beside the good ones."""
+    from lims.demo import set_up_facility
+    from lims.parties.models import Clinic, DonorType, Role
+    from lims.parties.queries import get_user
+    from lims.parties.service import create_user, register_patient
 
-    future = utcnow() + timedelta(days=365)
-    past = utcnow() - timedelta(days=1)
     with write_session(engine) as s:
-        clinic = create_clinic(s, code="GINZA", name="Ginza Hair Clinic")
-        other = create_clinic(s, code="OSAKA", name="Osaka Scalp Centre")
-        tech = create_user(s, username="tanaka", printed_name="Yui Tanaka", role=Role.TECHNICIAN)
-        tech2 = create_user(s, username="mori", printed_name="Aoi Mori", role=Role.TECHNICIAN)
-        qa = create_user(s, username="sato", printed_name="Kenji Sato", role=Role.QA)
-        cu = create_user(
-            s, username="ginza-desk", printed_name="Ginza desk", role=Role.CLINIC, clinic=clinic
+        facility = set_up_facility(
+            s, tag="1", password=None, desks=["GINZA"], good_until=utcnow() + timedelta(days=365)
         )
+        stale = set_up_facility(
+            s, tag="OLD", password=None, desks=[], good_until=utcnow() - timedelta(days=1)
+        )
+        clinic, other = (s.get(Clinic, facility.clinic_ids[c]) for c in ("GINZA", "OSAKA"))
+        assert clinic is not None and other is not None
         auditor = create_user(s, username="audit", printed_name="A. Uditor", role=Role.AUDITOR)
         p = register_patient(s, clinic=clinic, identifier_1="1980-04-12", identifier_2="GHC-000123")
         op = register_patient(s, clinic=other, identifier_1="1975-11-02", identifier_2="OSC-000456")
@@ -184,48 +167,21 @@ def world(engine: Engine) -> World:
             identifier_2="DONOR-0001",
             donor_type=DonorType.ALLOGENEIC_DONOR,
         )
-        instruments = {
-            t: add_instrument(
-                s, asset_tag=f"{t[:12]}-1", instrument_type=t, name=t, calibration_due=future
-            ).id
-            for t in INSTRUMENT_TYPES
-        }
-        overdue = {
-            t: add_instrument(
-                s, asset_tag=f"{t[:12]}-OLD", instrument_type=t, name=t, calibration_due=past
-            ).id
-            for t in INSTRUMENT_TYPES
-        }
-        reagents = {
-            t: add_reagent_lot(
-                s, reagent_type=t, lot_number=f"{t[:3]}-1", supplier="s", expires_at=future
-            ).id
-            for t in REAGENT_TYPES
-        }
-        expired = {
-            t: add_reagent_lot(
-                s, reagent_type=t, lot_number=f"{t[:3]}-OLD", supplier="s", expires_at=past
-            ).id
-            for t in REAGENT_TYPES
-        }
-
-        def _id(row: Any) -> int:
-            assert row.id is not None
-            return int(row.id)
-
+        assert auditor.id is not None
         return World(
-            clinic_id=_id(clinic),
-            other_clinic_id=_id(other),
-            tech_id=_id(tech),
-            tech2_id=_id(tech2),
-            qa_id=_id(qa),
-            clinic_user_id=_id(cu),
-            auditor_id=_id(auditor),
+            clinic_id=facility.clinic_ids["GINZA"],
+            other_clinic_id=facility.clinic_ids["OSAKA"],
+            tech_id=facility.staff_ids["tanaka"],
+            tech2_id=facility.staff_ids["mori"],
+            qa_id=facility.staff_ids["sato"],
+            clinic_user_id=int(get_user(s, username=facility.desks["GINZA"]).id or 0),
+            auditor_id=auditor.id,
             patient_coi=p.coi_id,
             other_patient_coi=op.coi_id,
             donor_coi=donor.coi_id,
-            instruments=instruments,  # type: ignore[arg-type]
-            reagents=reagents,  # type: ignore[arg-type]
-            expired_reagents=expired,  # type: ignore[arg-type]
-            overdue_instruments=overdue,  # type: ignore[arg-type]
+            instruments=facility.instrument_ids,
+            reagents=facility.reagent_ids,
+            expired_reagents=stale.reagent_ids,
+            overdue_instruments=stale.instrument_ids,
+            facility=facility,
         )

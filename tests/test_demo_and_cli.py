@@ -1,4 +1,5 @@
-"""The demo builds a full lineage; the CLI does it from a fresh database file."""
+"""The CLI runs the demo from a fresh database file (the scenario itself is tested in
+tests/flows/test_demo.py)."""
 
 import os
 import subprocess
@@ -8,36 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
 from sqlmodel import select
 
-from lims.db import make_engine, read_session, write_session
-from lims.demo import database_is_empty, run_demo
+from lims.db import make_engine, read_session
 from lims.materials.models import Material
-from lims.materials.service import descendants, get_material
 from lims.orders.models import DoseOrder
 from lims.qc.models import Deviation, DonorEligibility
 from lims.settings import Settings
 from lims.steps.conservation import verify_conservation
-
-
-def test_demo_builds_lipoaspirate_to_doses(engine: Engine) -> None:
-    assert database_is_empty(engine)
-    result = run_demo(engine)
-    assert not database_is_empty(engine)
-    assert "cannot be allocated to" in result.refusal
-    with write_session(engine) as s:
-        down = descendants(s, material=get_material(s, result.donation))
-        kinds = {r.kind for r in down}
-        assert kinds == {"svf", "nanofat", "adsc_culture", "cm_batch", "aape_lot", "dose"}
-        assert set(result.doses) <= {r.material_id for r in down}
-        lot = get_material(s, result.lot)
-        assert (lot.state, lot.remaining_canonical) == ("RELEASED", 25)
-        report = verify_conservation(s)
-        assert report.ok, report.problems
-    # A second run on the same database adds a second donation without clashing.
-    again = run_demo(engine)
-    assert again.donation != result.donation
 
 
 def test_cli_upgrade_and_demo_on_a_fresh_file(tmp_path: Path) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from lims.errors import NotFound
-from lims.parties.models import User
+from lims.parties.models import Clinic, Patient, User
 
 
 def find_user(session: Session, *, username: str) -> User | None:
@@ -19,3 +20,13 @@ def get_user(session: Session, *, username: str) -> User:
     if found is None:
         raise NotFound(f"no user {username!r}", field="username")
     return found
+
+
+def find_clinic(session: Session, *, code: str) -> Clinic | None:
+    """The clinic with this code, or None."""
+    return session.exec(select(Clinic).where(col(Clinic.code) == code)).first()
+
+
+def patient_count(session: Session) -> int:
+    """How many patients and donors are registered (every clinic)."""
+    return session.exec(select(func.count()).select_from(Patient)).one()

@@ -46,6 +46,7 @@ _VIABILITY_SVF = _q(
     max="100 %",
     accept_min="70 %",
     source="SVF >=70 % viable [15][R]; >80 % typical [9][10]",
+    typical="86 %",
 )
 _CULTURE_VIABILITY = _q(
     "viability",
@@ -55,12 +56,27 @@ _CULTURE_VIABILITY = _q(
     max="100 %",
     warn_min="80 %",
     source="cultured ASC >80 % [32]",
+    typical="92 %",
 )
+
+
+def _harvested_cells(typical: str) -> ParameterSpec:
+    return _q(
+        "harvested_cells",
+        "Viable cells harvested",
+        Q.CELLS,
+        min="1 cell",
+        max="1e11 cell",
+        typical=typical,
+    )
+
+
 _IDENTITY = _bool(
     "identity_verified",
     "Two identifiers on the container match the shipment record",
     accept_equals=True,
     source="FDA CAR-T draft guidance: >=2 identifiers [43]",
+    typical=True,
 )
 
 SOPS: list[SopDefinition] = [
@@ -99,8 +115,13 @@ SOPS: list[SopDefinition] = [
                 accept_min="2 degC",
                 accept_max="25 degC",
                 source="[I] cold chain 2-25 degC; overnight at +4 degC cost 11.6 % viability [10]",
+                typical="6 degC",
             ),
-            _bool("temperature_excursion", "Temperature excursion reported by the logger"),
+            _bool(
+                "temperature_excursion",
+                "Temperature excursion reported by the logger",
+                typical=False,
+            ),
             _q(
                 "received_volume",
                 "Volume received",
@@ -108,15 +129,22 @@ SOPS: list[SopDefinition] = [
                 min="1 mL",
                 max="2000 mL",
                 source="100 mL fat gives ~2e7 SVF cells [30]",
+                typical="120 mL",
             ),
             _choice(
                 "donor_site",
                 "Donor site",
                 ["abdomen", "flank", "thigh"],
                 source="volume and donor site required [30]",
+                typical="abdomen",
             ),
             _IDENTITY,
-            _bool("container_intact", "Container intact, seal unbroken", accept_equals=True),
+            _bool(
+                "container_intact",
+                "Container intact, seal unbroken",
+                accept_equals=True,
+                typical=True,
+            ),
         ],
         notes="Warn >24 h, reject >72 h after harvest (domain.md A).",
     ),
@@ -144,7 +172,9 @@ SOPS: list[SopDefinition] = [
             )
         ],
         parameters=[
-            _choice("collagenase_type", "Collagenase type", ["I", "II"], source="[12][13]"),
+            _choice(
+                "collagenase_type", "Collagenase type", ["I", "II"], source="[12][13]", typical="I"
+            ),
             _q(
                 "collagenase_concentration",
                 "Collagenase concentration",
@@ -152,6 +182,7 @@ SOPS: list[SopDefinition] = [
                 min="0.05 %",
                 max="0.2 %",
                 source="0.075 % [8][R]; 0.1 % [13]",
+                typical="0.1 %",
             ),
             _q(
                 "digestion_temperature",
@@ -160,6 +191,7 @@ SOPS: list[SopDefinition] = [
                 min="36 degC",
                 max="38 degC",
                 source="37 degC [8][R]",
+                typical="37 degC",
             ),
             _q(
                 "digestion_time",
@@ -168,6 +200,7 @@ SOPS: list[SopDefinition] = [
                 min="30 min",
                 max="90 min",
                 source="30 min [8][R]; 60-90 min collagenase II [12]",
+                typical="45 min",
             ),
             _q(
                 "centrifugation_rcf",
@@ -176,6 +209,7 @@ SOPS: list[SopDefinition] = [
                 min="190 xg",
                 max="1700 xg",
                 source="190 g [12]; 1200 g [8][R]; 1660 g wash [13]",
+                typical="1200 x g",
             ),
             _q(
                 "centrifugation_time",
@@ -184,12 +218,14 @@ SOPS: list[SopDefinition] = [
                 min="3 min",
                 max="10 min",
                 source="3 min [13]; 10 min [8][12]",
+                typical="10 min",
             ),
             _choice(
                 "lysis",
                 "Red-cell lysis",
                 ["NH4Cl", "NH4Cl/KHCO3/EDTA", "none"],
                 source="160 mM NH4Cl [8][R]; NH4Cl/KHCO3/EDTA [12]",
+                typical="NH4Cl",
             ),
             _q(
                 "filter_mesh",
@@ -198,6 +234,7 @@ SOPS: list[SopDefinition] = [
                 min="40 um",
                 max="100 um",
                 source="100 um filter [8][R]",
+                typical="100 um",
             ),
             _VIABILITY_SVF,
             _q(
@@ -232,7 +269,14 @@ SOPS: list[SopDefinition] = [
             OutputSpec(kind=K.ADSC_CULTURE, state="SEEDED", max_count=20, container="T175 flask")
         ],
         parameters=[
-            _q("culture_area", "Total culture area", Q.AREA, min="25 cm**2", max="20000 cm**2"),
+            _q(
+                "culture_area",
+                "Total culture area",
+                Q.AREA,
+                min="25 cm**2",
+                max="20000 cm**2",
+                typical="350 cm^2",
+            ),
             _q(
                 "seeding_density",
                 "Seeding density",
@@ -242,7 +286,12 @@ SOPS: list[SopDefinition] = [
                 max="5000 cell/cm**2",
                 source="seed 2e3/cm2 [12]",
             ),
-            _choice("medium", "Medium", ["DMEM/F12 + 10 % FBS", "DMEM/F12 + hPL", "serum-free"]),
+            _choice(
+                "medium",
+                "Medium",
+                ["DMEM/F12 + 10 % FBS", "DMEM/F12 + hPL", "serum-free"],
+                typical="DMEM/F12 + hPL",
+            ),
         ],
         instrument_types=["biosafety_cabinet", "co2_incubator"],
         reagent_types=["culture_medium"],
@@ -261,9 +310,16 @@ SOPS: list[SopDefinition] = [
             )
         ],
         parameters=[
-            _q("cell_count", "Viable cells counted", Q.CELLS, min="1 cell", max="1e11 cell"),
+            _q(
+                "cell_count",
+                "Viable cells counted",
+                Q.CELLS,
+                min="1 cell",
+                max="1e11 cell",
+                typical="2.8e6 cells",
+            ),
             _CULTURE_VIABILITY,
-            _q("confluence", "Confluence", Q.FRACTION, min="0 %", max="100 %"),
+            _q("confluence", "Confluence", Q.FRACTION, min="0 %", max="100 %", typical="85 %"),
         ],
         instrument_types=["cell_counter"],
     ),
@@ -285,7 +341,7 @@ SOPS: list[SopDefinition] = [
             OutputSpec(kind=K.ADSC_CULTURE, state="SEEDED", max_count=20, container="T175 flask")
         ],
         parameters=[
-            _q("harvested_cells", "Viable cells harvested", Q.CELLS, min="1 cell", max="1e11 cell"),
+            _harvested_cells(typical="2.8e6 cells"),
             _q(
                 "confluence",
                 "Confluence at passage",
@@ -295,6 +351,7 @@ SOPS: list[SopDefinition] = [
                 warn_min="80 %",
                 warn_max="90 %",
                 source="passage at 80-90 % [47]",
+                typical="85 %",
             ),
             _CULTURE_VIABILITY,
             _q(
@@ -303,6 +360,7 @@ SOPS: list[SopDefinition] = [
                 Q.AREA,
                 min="25 cm**2",
                 max="20000 cm**2",
+                typical="700 cm^2",
             ),
             _q(
                 "seeding_density",
@@ -344,12 +402,14 @@ SOPS: list[SopDefinition] = [
                 min="1 %",
                 max="5 %",
                 source="1, 2, 5 % O2 in ADSC studies [17]; setpoint 1-5 % [I]",
+                typical="2 %",
             ),
             _choice(
                 "medium",
                 "Conditioning medium",
                 ["serum-free", "low-serum"],
                 source="2 % O2 serum-free tolerated [17]",
+                typical="serum-free",
             ),
         ],
         instrument_types=["trigas_incubator"],
@@ -397,8 +457,14 @@ SOPS: list[SopDefinition] = [
                 accept_min="1 %",
                 accept_max="5 %",
                 source="[17][I]",
+                typical="2.1 %",
             ),
-            _text("o2_log_ref", "Incubator O2 log reference", source="attach O2 log [I]"),
+            _text(
+                "o2_log_ref",
+                "Incubator O2 log reference",
+                source="attach O2 log [I]",
+                typical="TRIGAS-LOG-0001",
+            ),
         ],
         instrument_types=["trigas_incubator"],
     ),
@@ -423,6 +489,7 @@ SOPS: list[SopDefinition] = [
                 min="1000 xg",
                 max="20000 xg",
                 source="13,000 g x 10 min [47]",
+                typical="13000 x g",
             ),
             _q(
                 "clarification_time",
@@ -431,6 +498,7 @@ SOPS: list[SopDefinition] = [
                 min="5 min",
                 max="30 min",
                 source="[47]",
+                typical="10 min",
             ),
             _q(
                 "clarification_temperature",
@@ -439,13 +507,17 @@ SOPS: list[SopDefinition] = [
                 min="2 degC",
                 max="8 degC",
                 source="4 degC [47]",
+                typical="4 degC",
             ),
-            _choice("filter_pore", "Sterilising filter", ["0.22 um"], source="[I]"),
+            _choice(
+                "filter_pore", "Sterilising filter", ["0.22 um"], source="[I]", typical="0.22 um"
+            ),
             _choice(
                 "hold",
                 "Hold before lyophilisation",
                 ["fresh", "frozen"],
                 source="freezing before concentration -34 % protein [22]",
+                typical="fresh",
             ),
         ],
         instrument_types=["centrifuge"],
@@ -478,12 +550,14 @@ SOPS: list[SopDefinition] = [
                 min="0.5 mL",
                 max="5 mL",
                 source="[I]",
+                typical="4 mL",
             ),
             _choice(
                 "cryoprotectant",
                 "Cryoprotectant",
                 ["trehalose", "none"],
                 source="trehalose helped stability [21]; cryoprotectant [20]",
+                typical="trehalose",
             ),
         ],
         conversions={"vial": "fill_volume"},
@@ -513,6 +587,7 @@ SOPS: list[SopDefinition] = [
                 min="-80 degC",
                 max="-40 degC",
                 source="freeze <= -40 degC [23][R]",
+                typical="-45 degC",
             ),
             _q(
                 "primary_drying_shelf_temperature",
@@ -521,6 +596,7 @@ SOPS: list[SopDefinition] = [
                 min="-45 degC",
                 max="0 degC",
                 source="2-5 degC below collapse temperature [23][R]",
+                typical="-25 degC",
             ),
             _q(
                 "primary_drying_pressure",
@@ -529,6 +605,7 @@ SOPS: list[SopDefinition] = [
                 min="50 mTorr",
                 max="200 mTorr",
                 source="~50-200 mTorr [23][R]",
+                typical="100 mTorr",
             ),
             _q(
                 "secondary_drying_temperature",
@@ -537,6 +614,7 @@ SOPS: list[SopDefinition] = [
                 min="20 degC",
                 max="45 degC",
                 source="~40 degC [23][R]",
+                typical="40 degC",
             ),
             _q(
                 "secondary_drying_time",
@@ -545,6 +623,7 @@ SOPS: list[SopDefinition] = [
                 min="3 h",
                 max="6 h",
                 source="3-6 h [23][R]",
+                typical="4 h",
             ),
             _q(
                 "residual_moisture",
@@ -555,8 +634,14 @@ SOPS: list[SopDefinition] = [
                 accept_min="0.5 %",
                 accept_max="2 %",
                 source="0.5-2 % by KF [47]",
+                typical="1.2 %",
             ),
-            _text("cycle_trace_ref", "Cycle trace reference", source="store recipe + trace"),
+            _text(
+                "cycle_trace_ref",
+                "Cycle trace reference",
+                source="store recipe + trace",
+                typical="FD-CYCLE-0001",
+            ),
         ],
         instrument_types=["freeze_dryer", "karl_fischer_titrator"],
     ),
@@ -586,6 +671,7 @@ SOPS: list[SopDefinition] = [
                 min="1",
                 max="12",
                 source="4-6 sessions [2]; 6 sessions [3]",
+                typical=1,
             ),
             _q(
                 "reconstitution_volume",
@@ -637,6 +723,7 @@ SOPS: list[SopDefinition] = [
                 accept_min="2 degC",
                 accept_max="8 degC",
                 source="[I]",
+                typical="4 degC",
             ),
             _q(
                 "punch_diameter",
@@ -645,6 +732,7 @@ SOPS: list[SopDefinition] = [
                 min="1000 um",
                 max="4000 um",
                 source="2x2 mm biopsies [7]",
+                typical="2000 um",
             ),
             _IDENTITY,
         ],
@@ -671,8 +759,9 @@ SOPS: list[SopDefinition] = [
                 "Isolation method",
                 ["microdissection"],
                 source="human DP must be microdissected; enzymes fail [27]",
+                typical="microdissection",
             ),
-            _int("papillae_isolated", "Papillae isolated", min="1", max="500"),
+            _int("papillae_isolated", "Papillae isolated", min="1", max="500", typical=40),
         ],
         instrument_types=["stereo_microscope", "biosafety_cabinet"],
         reagent_types=["culture_medium"],
@@ -695,7 +784,7 @@ SOPS: list[SopDefinition] = [
             OutputSpec(kind=K.DP_CULTURE, state="SEEDED", max_count=20, container="T75 flask")
         ],
         parameters=[
-            _q("harvested_cells", "Viable cells harvested", Q.CELLS, min="1 cell", max="1e11 cell"),
+            _harvested_cells(typical="2e6 cells"),
             _CULTURE_VIABILITY,
             _q(
                 "culture_area",
@@ -703,6 +792,7 @@ SOPS: list[SopDefinition] = [
                 Q.AREA,
                 min="25 cm**2",
                 max="20000 cm**2",
+                typical="175 cm^2",
             ),
             _q(
                 "seeding_density",
@@ -737,7 +827,14 @@ SOPS: list[SopDefinition] = [
             )
         ],
         parameters=[
-            _q("formulation_volume", "Formulation volume", Q.VOLUME, min="0.1 mL", max="20 mL"),
+            _q(
+                "formulation_volume",
+                "Formulation volume",
+                Q.VOLUME,
+                min="0.1 mL",
+                max="20 mL",
+                typical="2 mL",
+            ),
             _CULTURE_VIABILITY,
         ],
         instrument_types=["biosafety_cabinet"],
@@ -766,6 +863,7 @@ SOPS: list[SopDefinition] = [
                 min="30",
                 max="60",
                 source="30 passes [31]",
+                typical=30,
             ),
             _q(
                 "filter_mesh",
@@ -774,6 +872,7 @@ SOPS: list[SopDefinition] = [
                 min="400 um",
                 max="600 um",
                 source="filtered microfat [31]",
+                typical="500 um",
             ),
             _int(
                 "needle_gauge",
@@ -781,6 +880,7 @@ SOPS: list[SopDefinition] = [
                 min="25",
                 max="30",
                 source="injectable via 27G [31]",
+                typical=27,
             ),
         ],
         notes="Point of care: use within 4 h [I].",

@@ -23,7 +23,7 @@ def sync_catalog(session: Session, *, sops: list[SopDefinition] = SOPS) -> list[
                 code=sop.code,
                 version=sop.version,
                 title=sop.title,
-                definition=sop.model_dump(mode="json"),
+                definition=sop.stored(),
                 sha256=sop.digest(),
                 effective_from=datetime.combine(sop.effective_from, time(0), tzinfo=UTC),
             )

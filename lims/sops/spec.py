@@ -8,6 +8,12 @@ A parameter has three kinds of limit, because a lab treats them differently:
   not unrecordable);
 - ``warn_min``/``warn_max``: recorded with a warning for review (lipoaspirate 30 h old).
 Every number carries its ``source`` (domain.md reference or [I] for a lab decision).
+
+A parameter may also carry a ``typical`` value: what a technician would enter on a good
+day, for the demo, benchmarks, test builders and form examples. It must pass the
+parameter's own limits, acceptance criteria and warning limits, and it is not part of what the SOP
+says: it is left out of the stored definition and of its SHA-256, so giving a better
+example never makes a new SOP version.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lims.errors import InvalidInput
 from lims.materials.kinds import MaterialKind
-from lims.units import QuantityKind, parse_quantity
+from lims.units import KINDS, QuantityKind, parse_quantity
 
 
 class ParamType(StrEnum):
@@ -61,6 +68,7 @@ class ParameterSpec(_Spec):
     accept_equals: Any = None
     choices: list[str] | None = None
     source: str = ""
+    typical: Any = None  # an example value; not part of the SOP (see the module docstring)
 
     @model_validator(mode="after")
     def _consistent(self) -> ParameterSpec:
@@ -79,7 +87,59 @@ class ParameterSpec(_Spec):
                     parse_quantity(bound, self.quantity_kind, field=self.name)
         if self.type is ParamType.CHOICE and not self.choices:
             raise ValueError(f"{self.name}: a choice parameter needs choices")
+        if self.typical is not None:
+            problem = _typical_problem(self)
+            if problem:
+                raise ValueError(f"{self.name}: typical value {self.typical!r} {problem}")
         return self
+
+
+# The longest text a parameter takes (lims.sops.validation refuses longer).
+TEXT_MAX_LENGTH = 500
+
+
+def _typical_problem(spec: ParameterSpec) -> str | None:
+    """Why ``spec.typical`` is not a value the SOP would accept as good, or None."""
+    value: Any = spec.typical
+    if spec.type is ParamType.QUANTITY:
+        assert spec.quantity_kind is not None
+        kind = spec.quantity_kind
+
+        def bound(text: str) -> Any:
+            return parse_quantity(text, kind)
+
+        try:
+            value = parse_quantity(value, kind)
+        except InvalidInput as exc:
+            return f"is not {KINDS[kind].noun}: {exc.message}"
+    elif spec.type is ParamType.INTEGER:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "is not a whole number"
+
+        def bound(text: str) -> Any:
+            return int(text)
+    elif spec.type is ParamType.BOOLEAN:
+        if not isinstance(value, bool):
+            return "is not yes or no"
+    elif spec.type is ParamType.CHOICE:
+        if value not in (spec.choices or []):
+            return "is not one of the choices"
+    elif not isinstance(value, str) or not value.strip() or len(value) > TEXT_MAX_LENGTH:
+        return f"is not text of 1 to {TEXT_MAX_LENGTH} characters"
+    if spec.type in (ParamType.QUANTITY, ParamType.INTEGER):
+        for limit, outside in (
+            (spec.min, lambda b: value < b),
+            (spec.max, lambda b: value > b),
+            (spec.accept_min, lambda b: value < b),
+            (spec.accept_max, lambda b: value > b),
+            (spec.warn_min, lambda b: value < b),
+            (spec.warn_max, lambda b: value > b),
+        ):
+            if limit is not None and outside(bound(limit)):
+                return f"is outside the limit {limit}"
+    if spec.accept_equals is not None and value != spec.accept_equals:
+        return f"fails the acceptance criterion (must be {spec.accept_equals})"
+    return None
 
 
 class InputSpec(_Spec):
@@ -136,8 +196,12 @@ class SopDefinition(_Spec):
                 return p
         raise KeyError(name)
 
+    def stored(self) -> dict[str, Any]:
+        """The definition as stored and hashed: what the SOP says, without typical values."""
+        return self.model_dump(mode="json", exclude={"parameters": {"__all__": {"typical"}}})
+
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return json.dumps(self.stored(), sort_keys=True, separators=(",", ":"))
 
     def digest(self) -> str:
         """SHA-256 of the definition: an SOP version may never change once in force."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lims.errors import InvalidInput
-from lims.sops.spec import ParameterSpec, ParamType, SopDefinition
+from lims.sops.spec import TEXT_MAX_LENGTH, ParameterSpec, ParamType, SopDefinition
 from lims.units import Quantity, parse_quantity
 
 
@@ -61,8 +61,8 @@ def _parse_value(spec: ParameterSpec, raw: Any) -> Any:
         return raw
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidInput("expected non-empty text")
-    if len(raw) > 500:
-        raise InvalidInput("text is longer than 500 characters")
+    if len(raw) > TEXT_MAX_LENGTH:
+        raise InvalidInput(f"text is longer than {TEXT_MAX_LENGTH} characters")
     return raw.strip()
 
 

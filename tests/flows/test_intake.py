@@ -1,10 +1,13 @@
 from datetime import timedelta
+from typing import Any
 
+from prefect.utilities.callables import parameter_schema
 from sqlalchemy import Engine
 
 from flows.intake import lipoaspirate_intake
 from lims.db import utcnow
 from tests.conftest import World
+from tests.flows import requests as rq
 from tests.flows.conftest import counts, run
 
 
@@ -19,14 +22,7 @@ def _request(world: World, **over: object) -> dict[str, object]:
         "inspection": {
             "performed_by": "tanaka",
             "performed_at": (now - timedelta(hours=1)).isoformat(),
-            "parameters": {
-                "transport_temperature": "6 degC",
-                "temperature_excursion": False,
-                "received_volume": "120 mL",
-                "donor_site": "abdomen",
-                "identity_verified": True,
-                "container_intact": True,
-            },
+            "parameters": rq.INTAKE,
         },
         **over,
     }
@@ -42,3 +38,25 @@ def test_intake_registers_and_accepts(engine: Engine, world: World, db_url: str)
     again = run(lipoaspirate_intake, request=request, database_url=db_url)
     assert again.lipoaspirate == result.lipoaspirate
     assert counts(engine) == before
+
+
+def test_sop_parameters_are_typed_from_the_catalogue(
+    engine: Engine, world: World, db_url: str
+) -> None:
+    """The inspection's parameters are the model derived from LIPO-INTAKE: a volume in
+    kilograms or a donor site the SOP does not list fails the run before any write."""
+    for change, message in (
+        ({"received_volume": "3 kg"}, "parameters.received_volume: expected a volume, got 3 kg"),
+        ({"donor_site": "scalp"}, "parameters.donor_site: Input should be 'abdomen'"),
+        ({"time_since_harvest": "4 h"}, "parameters.time_since_harvest: Extra inputs"),
+    ):
+        request = _request(world, shipment_ref="GINZA-SHIP-BAD")
+        inspection: Any = request["inspection"]
+        request["inspection"] = {**inspection, "parameters": {**rq.INTAKE, **change}}
+        before = counts(engine)
+        state = run(lipoaspirate_intake, request=request, database_url=db_url, return_state=True)
+        assert state.is_failed() and message in (state.message or ""), state.message
+        assert counts(engine) == before
+    schema = parameter_schema(lipoaspirate_intake.fn).model_dump()["definitions"]
+    volume = schema["LipoIntakeParameters"]["properties"]["received_volume"]
+    assert volume["examples"] == ["120 mL"] and "1 mL to 2000 mL" in volume["description"]

@@ -18,6 +18,7 @@ from flows.svf import svf_separation
 from lims.db import utcnow, write_session
 from lims.signatures.models import Meaning
 from lims.signatures.service import sign
+from lims.sops.parameters import typical_parameters
 from tests.builders import PASSING, PASSWORD, Lab
 from tests.conftest import World
 from tests.flows import requests as rq
@@ -67,7 +68,7 @@ def test_culture_seeding_and_passage(engine: Engine, world: World, db_url: str) 
             "flasks": ["3.5e5 cells", "3.5e5 cells"],
             "instruments": rq.inst("biosafety_cabinet", "co2_incubator"),
             "reagent_lots": rq.reag("culture_medium"),
-            "parameters": {"culture_area": "350 cm^2", "medium": "DMEM/F12 + hPL"},
+            "parameters": typical_parameters("ADSC-SEED"),
         },
         database_url=db_url,
     )
@@ -85,12 +86,7 @@ def test_culture_seeding_and_passage(engine: Engine, world: World, db_url: str) 
                 "loss": {"quantity": "7e5 cells", "reason": "count sample and excess"},
                 "instruments": rq.inst("biosafety_cabinet", "cell_counter"),
                 "reagent_lots": rq.reag("culture_medium"),
-                "parameters": {
-                    "harvested_cells": "2.8e6 cells",
-                    "confluence": "85 %",
-                    "viability": "92 %",
-                    "culture_area": "700 cm^2",
-                },
+                "parameters": typical_parameters("ADSC-PASSAGE", harvested_cells="2.8e6 cells"),
             },
         },
         database_url=db_url,
@@ -113,7 +109,7 @@ def test_hypoxia_start_then_cm_harvest_and_clarification(
             "count": rq.count(lab, 50, "2.8e6 cells"),
             "instruments": rq.inst("trigas_incubator"),
             "reagent_lots": rq.reag("culture_medium"),
-            "parameters": {"o2_setpoint": "2 %", "medium": "serum-free"},
+            "parameters": typical_parameters("HYPOXIA-START"),
         },
         database_url=db_url,
     )
@@ -125,13 +121,13 @@ def test_hypoxia_start_then_cm_harvest_and_clarification(
             "culture": culture,
             "volume": "60 mL",
             "instruments": rq.inst("trigas_incubator"),
-            "parameters": {"o2_mean": "2.1 %", "o2_log_ref": "TRIGAS-LOG-1"},
+            "parameters": typical_parameters("CM-HARVEST"),
             "clarification": {
                 **rq.when(lab, 100),
                 "loss": {"quantity": "1.25 mL", "reason": "filter hold-up volume"},
                 "instruments": rq.inst("centrifuge"),
                 "reagent_lots": rq.reag("sterile_filter"),
-                "parameters": rq.CLARIFY,
+                "parameters": typical_parameters("CM-CLARIFY"),
             },
         },
         database_url=db_url,
@@ -226,11 +222,7 @@ def test_follicle_duplication_and_dp_culture(engine: Engine, world: World, db_ur
             "received_by": "tanaka",
             "inspection": {
                 **rq.when(lab, 3),
-                "parameters": {
-                    "transport_temperature": "4 degC",
-                    "punch_diameter": "2 mm",
-                    "identity_verified": True,
-                },
+                "parameters": typical_parameters("BIOPSY-INTAKE", punch_diameter="2 mm"),
             },
             "microdissection": {
                 **rq.when(lab, 5),
@@ -238,7 +230,7 @@ def test_follicle_duplication_and_dp_culture(engine: Engine, world: World, db_ur
                 "flasks": ["2e4 cells"],
                 "instruments": rq.inst("stereo_microscope", "biosafety_cabinet"),
                 "reagent_lots": rq.reag("culture_medium"),
-                "parameters": {"method": "microdissection", "papillae_isolated": 40},
+                "parameters": typical_parameters("DP-MICRODISSECT"),
             },
         },
         database_url=db_url,
@@ -253,7 +245,9 @@ def test_follicle_duplication_and_dp_culture(engine: Engine, world: World, db_ur
             "formulation": {
                 **rq.when(lab, 50),
                 "instruments": rq.inst("biosafety_cabinet"),
-                "parameters": {"formulation_volume": "1 mL", "viability": "90 %"},
+                "parameters": typical_parameters(
+                    "DP-FORMULATE", formulation_volume="1 mL", viability="90 %"
+                ),
             },
         },
         database_url=db_url,

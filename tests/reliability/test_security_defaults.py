@@ -111,10 +111,11 @@ def test_forged_tokens_for_the_system_account_are_refused(engine: Engine, api: A
 def test_demo_data_is_refused_in_production(production: Settings) -> None:
     with pytest.raises(DemoRefused, match="production"):
         refuse_demo_data()
-    from lims.demo import run_demo
+    from lims.demo import set_up_facility
 
     with pytest.raises(DemoRefused):
-        run_demo(None)  # type: ignore[arg-type]  # refused before the database is touched
+        # refused before the database is touched
+        set_up_facility(None, tag="X")  # type: ignore[arg-type]
     env = {
         **os.environ,
         "LIMS_ENVIRONMENT": "production",
@@ -122,7 +123,7 @@ def test_demo_data_is_refused_in_production(production: Settings) -> None:
         "LIMS_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "lims.cli", "demo"],
+        [sys.executable, "-m", "cli.main", "demo"],
         cwd=ROOT,
         env=env,
         capture_output=True,
