@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
+from api.downloads import content_disposition
 from api.schemas import QuantityOut, UtcTime, q_out
 from api.security import AuditUser, EngineDep
 from lims.custody.ledger import as_dict, export_jsonl, history, verify_chain
@@ -144,7 +145,9 @@ def export_json_lines(engine: EngineDep, user: AuditUser, since: Since = None) -
     return StreamingResponse(
         lines(),
         media_type="application/x-ndjson",
-        headers={"Content-Disposition": "attachment; filename=custody.jsonl"},
+        headers={
+            "Content-Disposition": content_disposition("custody.jsonl", disposition="attachment")
+        },
     )
 
 
@@ -196,7 +199,9 @@ def export_csv(engine: EngineDep, user: AuditUser, since: Since = None) -> Strea
     return StreamingResponse(
         rows(),
         media_type="text/csv",
-        headers={"Content-Disposition": "attachment; filename=custody.csv"},
+        headers={
+            "Content-Disposition": content_disposition("custody.csv", disposition="attachment")
+        },
     )
 
 
@@ -205,7 +210,7 @@ def _pdf(document: Document, name: str) -> Response:
         document.pdf,
         media_type="application/pdf",
         headers={
-            "Content-Disposition": f'inline; filename="{name}"',
+            "Content-Disposition": content_disposition(name),
             "X-Records-SHA256": document.records_sha256,
         },
     )
