@@ -3,13 +3,14 @@ exports as JSON Lines (verifiable offline) and CSV."""
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
 from api.downloads import content_disposition
 from api.schemas import QuantityOut, UtcTime, q_out
@@ -130,7 +131,23 @@ def verify(engine: EngineDep, user: AuditUser) -> VerifyOut:
     )
 
 
-Since = Annotated[UtcTime | None, Query(description="events from this time on")]
+_DATE_FIRST = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _a_date_time(value: object) -> object:
+    # pydantic would take "0" or "-5" as seconds since 1970; an auditor means a date.
+    if isinstance(value, str) and not _DATE_FIRST.match(value):
+        raise ValueError(
+            f"{value[:40]!r} is not a date-time: expected ISO 8601 with its offset, "
+            "such as 2026-11-01T00:00:00Z"
+        )
+    return value
+
+
+Since = Annotated[
+    Annotated[UtcTime, BeforeValidator(_a_date_time)] | None,
+    Query(description="events from this time on (ISO 8601 with offset)"),
+]
 
 
 @router.get("/exports/custody.jsonl", response_class=StreamingResponse)
