@@ -9,8 +9,9 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.web.session import NeedsSignIn
@@ -119,12 +120,34 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; RFC 9110 15.5.6
+            # wants every method the resource has. OPTIONS is answered, not refused.
+            allow = ", ".join(allowed_methods(request))
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers={"Allow": allow})
+            headers = {**(headers or {}), "Allow": allow}
         return problem(
             exc.status_code,
             str(exc.detail),
             instance=request.url.path,
-            headers=getattr(exc, "headers", None),
+            headers=headers,
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def duplicate(request: Request, exc: IntegrityError) -> JSONResponse:
+        # A backstop: services check for duplicates first, but two writers can still race
+        # to the same unique key. The transaction was rolled back.
+        if not _is_unique_violation(exc):
+            return await crash(request, exc)
+        log.warning("unique constraint on %s", request.url.path)
+        return problem(
+            409,
+            "a record with the same identifying values already exists; nothing was changed",
+            code="duplicate",
+            instance=request.url.path,
         )
 
     @app.exception_handler(DataError)
@@ -159,6 +182,28 @@ def install(app: FastAPI) -> None:
             "an internal error occurred; the request was not applied",
             instance=request.url.path,
         )
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path, and OPTIONS."""
+    # Asked of the routes themselves, method by method: included routers do not expose
+    # their routes' paths.
+    allowed = {"OPTIONS"}
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.add(method)
+    return sorted(allowed)
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    state = getattr(exc.orig, "sqlstate", None)  # psycopg (PostgreSQL)
+    if state is not None:
+        return bool(state == "23505")
+    return "UNIQUE constraint failed" in str(exc.orig)  # sqlite3
 
 
 class BodyLimit:

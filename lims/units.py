@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -21,6 +21,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 from lims.errors import InvalidInput
+from lims.plausible import ABSOLUTE_ZERO_C, BOUNDS, Bounds
 
 # Built once, at import: building a registry takes ~100 ms and every parse needs it.
 ureg: pint.UnitRegistry = pint.UnitRegistry(non_int_type=Decimal)
@@ -77,6 +78,10 @@ class KindInfo:
     def dimensionality(self) -> Any:
         return ureg.parse_units(self.canonical_unit).dimensionality
 
+    @property
+    def bounds(self) -> Bounds:
+        return BOUNDS[_KIND_OF[self]]
+
 
 KINDS: dict[QuantityKind, KindInfo] = {
     QuantityKind.VOLUME: KindInfo("mL", "a volume"),
@@ -96,6 +101,7 @@ KINDS: dict[QuantityKind, KindInfo] = {
     QuantityKind.ENDOTOXIN_CONCENTRATION: KindInfo("EU/mL", "an endotoxin concentration"),
     QuantityKind.COUNT: KindInfo("dimensionless", "a plain number"),
 }
+_KIND_OF = {info: kind.value for kind, info in KINDS.items()}
 
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(.*?)\s*$")
 # Spellings people type at a bench, rewritten to what pint parses.
@@ -206,7 +212,36 @@ class Quantity:
 
 def quantize(value: Decimal) -> Decimal:
     """Round a canonical magnitude to the stored precision."""
-    return value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+    # Enough digits for anything below MAX_MAGNITUDE with 12 places: the default 28 made
+    # quantize raise InvalidOperation from 1e16 on.
+    with localcontext() as context:
+        context.prec = 40
+        return value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def _check_bounds(
+    kind: QuantityKind, converted: Decimal, value: Decimal, unit: str, field: str | None
+) -> None:
+    """Refuse what is physically impossible or implausible for the kind, saying why."""
+    info = KINDS[kind]
+    bounds = info.bounds
+    shown = f"{_fmt(value)} {unit}".rstrip()
+    if kind is QuantityKind.TEMPERATURE and converted < ABSOLUTE_ZERO_C:
+        raise InvalidInput(
+            f"{shown} is below absolute zero ({_fmt(ABSOLUTE_ZERO_C)} degC)", field=field
+        )
+    if converted > bounds.high:
+        raise InvalidInput(
+            f"{shown} is above the largest plausible {info.noun.split(' ', 1)[1]} "
+            f"{_fmt(bounds.high)} {info.canonical_unit} ({bounds.source})",
+            field=field,
+        )
+    if converted < bounds.low:
+        raise InvalidInput(
+            f"{shown} is below the smallest plausible {info.noun.split(' ', 1)[1]} "
+            f"{_fmt(bounds.low)} {info.canonical_unit} ({bounds.source})",
+            field=field,
+        )
 
 
 def parse_quantity(raw: Any, kind: QuantityKind, *, field: str | None = None) -> Quantity:
@@ -268,9 +303,12 @@ def parse_quantity(raw: Any, kind: QuantityKind, *, field: str | None = None) ->
         converted = Decimal(Q_(value, units).to(info.canonical_unit).magnitude)
     except (pint.DimensionalityError, InvalidOperation) as exc:
         raise InvalidInput(f"cannot convert {value} {unit}: {exc}", field=field) from None
-    canonical = quantize(converted)
-    if abs(canonical) >= MAX_MAGNITUDE:
+    if not converted.is_finite():
         raise InvalidInput(f"{_fmt(value)} {unit} is too large to be real", field=field)
+    # Bounded before rounding: the kind's bounds keep every canonical value far inside
+    # Numeric(38, 12) (and below MAX_MAGNITUDE).
+    _check_bounds(kind, converted, value, unit, field)
+    canonical = quantize(converted)
     if info.whole and canonical != canonical.to_integral_value():
         raise InvalidInput(
             f"{info.noun} is counted in whole {info.canonical_unit}s, got "

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ValidationError
 
 from lims.errors import InvalidInput
 from lims.units import (
+    KINDS,
     CellCount,
     Quantity,
     QuantityKind,
@@ -164,7 +165,11 @@ def test_pydantic_json_schema_documents_both_forms() -> None:
     assert "a volume" in schema["description"].lower()
 
 
-@given(st.decimals(min_value=0, max_value=Decimal("1e9"), places=6, allow_nan=False))
+# Drawn up to the largest plausible volume (10 L; lims.plausible): beyond it is refused.
+MAX_ML = KINDS[QuantityKind.VOLUME].bounds.high
+
+
+@given(st.decimals(min_value=0, max_value=MAX_ML, places=6, allow_nan=False))
 def test_round_trip_through_text_is_exact(value: Decimal) -> None:
     q = parse_quantity(f"{value} mL", QuantityKind.VOLUME)
     assert q.canonical == value
@@ -172,7 +177,117 @@ def test_round_trip_through_text_is_exact(value: Decimal) -> None:
     assert again.canonical == q.canonical
 
 
-@given(st.decimals(min_value=0, max_value=Decimal("1e6"), places=3, allow_nan=False))
+@given(st.decimals(min_value=0, max_value=MAX_ML / 1000, places=3, allow_nan=False))
 def test_litres_and_millilitres_agree(value: Decimal) -> None:
     litres = parse_quantity(f"{value} L", QuantityKind.VOLUME)
     assert litres.canonical == value * 1000
+
+
+# --- plausible bounds per kind (lims.plausible), checked before any rounding --------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        ("1e16 mL", QuantityKind.VOLUME),
+        ("99999999999999999 mL", QuantityKind.VOLUME),
+        ("1e20 L", QuantityKind.VOLUME),
+        ({"value": "1e20", "unit": "L"}, QuantityKind.VOLUME),
+        ("4 parsec**3", QuantityKind.VOLUME),
+        ("1e17 K", QuantityKind.TEMPERATURE),
+        ("9.99e23 mg", QuantityKind.MASS),
+        ("1e18 cells", QuantityKind.CELLS),
+        ("1e18 vials", QuantityKind.VIALS),
+        ("1e18 min", QuantityKind.DURATION),
+        ("1e18 mTorr", QuantityKind.PRESSURE),
+        ("1e18 xg", QuantityKind.RCF),
+        ("1e18 %", QuantityKind.FRACTION),
+        ("1e18 um", QuantityKind.LENGTH),
+        ("1e18 cm**2", QuantityKind.AREA),
+        ("1e18 cell/cm**2", QuantityKind.CELL_DENSITY),
+        ("1e18 cell/mL", QuantityKind.CELL_CONCENTRATION),
+        ("1e18 ug/mL", QuantityKind.MASS_CONCENTRATION),
+        ("1e18 EU/mL", QuantityKind.ENDOTOXIN_CONCENTRATION),
+        ("1e18", QuantityKind.COUNT),
+    ],
+)
+def test_canonical_values_from_1e16_to_1e24_are_refused_not_crashed(
+    raw: object, kind: QuantityKind
+) -> None:
+    # These once raised decimal.InvalidOperation in rounding (a 500 over HTTP).
+    with pytest.raises(InvalidInput, match=r"too large|above the largest plausible") as err:
+        parse_quantity(raw, kind, field="q")
+    assert err.value.field == "q"
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "message"),
+    [
+        ("1 m**3", QuantityKind.VOLUME, "above the largest plausible volume 10000 mL"),
+        ("1 km**3", QuantityKind.VOLUME, "above the largest plausible volume 10000 mL"),
+        ("10.001 L", QuantityKind.VOLUME, "above the largest plausible volume"),
+        ("-300 degC", QuantityKind.TEMPERATURE, "below absolute zero (-273.15 degC)"),
+        ("-500 K", QuantityKind.TEMPERATURE, "below absolute zero"),
+        ("-460 degF", QuantityKind.TEMPERATURE, "below absolute zero"),
+        ("-273.16 degC", QuantityKind.TEMPERATURE, "below absolute zero"),
+        ("1e17 K", QuantityKind.TEMPERATURE, "above the largest plausible temperature 200 degC"),
+        ("101 %", QuantityKind.FRACTION, "above the largest plausible percentage 100"),
+        ("2 m", QuantityKind.LENGTH, "above the largest plausible length"),
+        ("11 atm", QuantityKind.PRESSURE, "above the largest plausible pressure"),
+    ],
+)
+def test_impossible_values_are_refused_with_the_reason(
+    raw: str, kind: QuantityKind, message: str
+) -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_quantity(raw, kind, field="q")
+    assert message in err.value.message
+    # The refusal names where the bound comes from.
+    assert KINDS[kind].bounds.source in err.value.message or "absolute zero" in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "canonical"),
+    [
+        ("0 K", QuantityKind.TEMPERATURE, Decimal("-273.15")),
+        ("-196 degC", QuantityKind.TEMPERATURE, Decimal("-196")),
+        ("10 L", QuantityKind.VOLUME, Decimal("10000")),
+        ("2000 mL", QuantityKind.VOLUME, Decimal("2000")),
+        ("100 %", QuantityKind.FRACTION, Decimal("100")),
+        ("1e11 cells", QuantityKind.CELLS, Decimal("1e11")),
+        ("13000 x g", QuantityKind.RCF, Decimal("13000")),
+        ("760 torr", QuantityKind.PRESSURE, Decimal("760000")),
+        ("30 days", QuantityKind.DURATION, Decimal("43200")),
+    ],
+)
+def test_values_at_or_inside_the_bounds_are_kept(
+    raw: str, kind: QuantityKind, canonical: Decimal
+) -> None:
+    assert parse_quantity(raw, kind).canonical == canonical
+
+
+def test_every_kind_has_bounds_with_a_source_inside_the_stored_precision() -> None:
+    for kind, info in KINDS.items():
+        bounds = info.bounds
+        assert bounds.source.strip(), kind
+        assert bounds.low < bounds.high, kind
+        # 12 decimal places within the default 28-digit context: rounding cannot fail.
+        assert abs(bounds.high) < Decimal("1e15") and abs(bounds.low) < Decimal("1e15"), kind
+        parse_quantity(f"{bounds.high} {info.canonical_unit}", kind)
+        parse_quantity(f"{bounds.low} {info.canonical_unit}", kind)
+
+
+@given(
+    st.decimals(min_value=Decimal("-1e23"), max_value=Decimal("1e23"), allow_nan=False),
+    st.sampled_from(["mL", "L", "m**3", "uL", "K", "degC", "degF", "mg", "kg", "cells", "%"]),
+    st.sampled_from(list(QuantityKind)),
+)
+def test_any_number_and_unit_is_parsed_or_refused_never_crashes(
+    value: Decimal, unit: str, kind: QuantityKind
+) -> None:
+    try:
+        q = parse_quantity(f"{value} {unit}", kind)
+    except InvalidInput:
+        return
+    bounds = KINDS[kind].bounds
+    assert bounds.low <= q.canonical <= bounds.high

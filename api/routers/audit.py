@@ -3,14 +3,16 @@ exports as JSON Lines (verifiable offline) and CSV."""
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
+from api.downloads import content_disposition
 from api.schemas import QuantityOut, UtcTime, q_out
 from api.security import AuditUser, EngineDep
 from lims.custody.ledger import as_dict, export_jsonl, history, verify_chain
@@ -129,7 +131,23 @@ def verify(engine: EngineDep, user: AuditUser) -> VerifyOut:
     )
 
 
-Since = Annotated[UtcTime | None, Query(description="events from this time on")]
+_DATE_FIRST = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _a_date_time(value: object) -> object:
+    # pydantic would take "0" or "-5" as seconds since 1970; an auditor means a date.
+    if isinstance(value, str) and not _DATE_FIRST.match(value):
+        raise ValueError(
+            f"{value[:40]!r} is not a date-time: expected ISO 8601 with its offset, "
+            "such as 2026-11-01T00:00:00Z"
+        )
+    return value
+
+
+Since = Annotated[
+    Annotated[UtcTime, BeforeValidator(_a_date_time)] | None,
+    Query(description="events from this time on (ISO 8601 with offset)"),
+]
 
 
 @router.get("/exports/custody.jsonl", response_class=StreamingResponse)
@@ -144,7 +162,9 @@ def export_json_lines(engine: EngineDep, user: AuditUser, since: Since = None) -
     return StreamingResponse(
         lines(),
         media_type="application/x-ndjson",
-        headers={"Content-Disposition": "attachment; filename=custody.jsonl"},
+        headers={
+            "Content-Disposition": content_disposition("custody.jsonl", disposition="attachment")
+        },
     )
 
 
@@ -196,7 +216,9 @@ def export_csv(engine: EngineDep, user: AuditUser, since: Since = None) -> Strea
     return StreamingResponse(
         rows(),
         media_type="text/csv",
-        headers={"Content-Disposition": "attachment; filename=custody.csv"},
+        headers={
+            "Content-Disposition": content_disposition("custody.csv", disposition="attachment")
+        },
     )
 
 
@@ -205,7 +227,7 @@ def _pdf(document: Document, name: str) -> Response:
         document.pdf,
         media_type="application/pdf",
         headers={
-            "Content-Disposition": f'inline; filename="{name}"',
+            "Content-Disposition": content_disposition(name),
             "X-Records-SHA256": document.records_sha256,
         },
     )

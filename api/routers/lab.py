@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from api import idempotency
+from api.downloads import content_disposition
 from api.schemas import (
     MAX_PAGE,
     DbId,
@@ -584,14 +585,15 @@ def print_label(
     """Print a label (vial or bag): id as text, DataMatrix and Code 128; printing is a
     custody event."""
     with write_session(engine) as session:
-        label = render_label(
-            session, material=get_material(session, material_id), size=size, actor=user
+        material = get_material(session, material_id)
+        label = render_label(session, material=material, size=size, actor=user)
+        # Built before the commit, from the canonical id: if the answer cannot be made,
+        # the "label printed" event is rolled back with it.
+        return Response(
+            label.pdf,
+            media_type="application/pdf",
+            headers={
+                "Content-Disposition": content_disposition(f"label-{material.material_id}.pdf"),
+                "X-Document-SHA256": label.sha256,
+            },
         )
-    return Response(
-        label.pdf,
-        media_type="application/pdf",
-        headers={
-            "Content-Disposition": f'inline; filename="label-{material_id}.pdf"',
-            "X-Document-SHA256": label.sha256,
-        },
-    )

@@ -16,12 +16,13 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlmodel import Session
 
 from lims.custody.ledger import format_time, history, verify_chain
 from lims.custody.models import CustodyEvent
 from lims.documents.labels import PRODUCTS
+from lims.documents.markup import paragraph
 from lims.errors import RuleViolation
 from lims.identity.codes import format_material_id
 from lims.materials.models import Material
@@ -61,7 +62,7 @@ def _table(rows: list[list[str]], widths: list[float]) -> Table:
     style = getSampleStyleSheet()["BodyText"]
     style.fontSize = 8
     style.leading = 10
-    cells = [[Paragraph(c, style) for c in row] for row in rows]
+    cells = [[paragraph(c, style) for c in row] for row in rows]
     table = Table(cells, colWidths=[w * mm for w in widths], repeatRows=1)
     table.setStyle(
         TableStyle(
@@ -100,8 +101,8 @@ def certificate_of_analysis(session: Session, *, material: Material) -> Document
     release_text = "; ".join(c.describe() for c in releases) or "NOT RELEASED"
     deviations = deviations_of(session, material=material)
     story: list[object] = [
-        Paragraph("Certificate of analysis", styles["Title"]),
-        Paragraph(f"{settings.facility_name} ({settings.facility_code})", styles["Normal"]),
+        paragraph("Certificate of analysis", styles["Title"]),
+        paragraph(f"{settings.facility_name} ({settings.facility_code})", styles["Normal"]),
         Spacer(1, 4 * mm),
         _table(
             [
@@ -117,10 +118,10 @@ def certificate_of_analysis(session: Session, *, material: Material) -> Document
             [35, 55, 40, 25, 25],
         ),
         Spacer(1, 4 * mm),
-        Paragraph(f"Specification {spec.code} v{spec.version}", styles["Heading3"]),
+        paragraph(f"Specification {spec.code} v{spec.version}", styles["Heading3"]),
         _table(rows, [35, 50, 35, 35, 25]),
         Spacer(1, 4 * mm),
-        Paragraph(
+        paragraph(
             "Deviations: "
             + (
                 ", ".join(
@@ -131,9 +132,9 @@ def certificate_of_analysis(session: Session, *, material: Material) -> Document
             ),
             styles["Normal"],
         ),
-        Paragraph(f"Release: {release_text}", styles["Normal"]),
+        paragraph(f"Release: {release_text}", styles["Normal"]),
         Spacer(1, 4 * mm),
-        Paragraph(f"SHA-256 of the batch record shown: {digest}", styles["Code"]),
+        paragraph(f"SHA-256 of the batch record shown: {digest}", styles["Code"]),
     ]
     return Document(pdf=_build(f"COA {material.material_id}", story), records_sha256=digest)
 
@@ -173,8 +174,8 @@ def custody_report(session: Session, *, dose: Material) -> Document:
             ]
         )
     story: list[object] = [
-        Paragraph("Chain of custody report", styles["Title"]),
-        Paragraph(
+        paragraph("Chain of custody report", styles["Title"]),
+        paragraph(
             f"Dose {format_material_id(dose.material_id)} for "
             f"{recipient.coi_id if recipient else '?'}; lineage "
             + " → ".join(format_material_id(m) for m in chain),
@@ -183,7 +184,7 @@ def custody_report(session: Session, *, dose: Material) -> Document:
         Spacer(1, 3 * mm),
         _table(rows, [10, 30, 30, 35, 40, 35]),
         Spacer(1, 3 * mm),
-        Paragraph(f"Ledger verification when printed: {verdict.summary()}", styles["Normal"]),
-        Paragraph(f"SHA-256 over the {len(events)} event hashes shown: {digest}", styles["Code"]),
+        paragraph(f"Ledger verification when printed: {verdict.summary()}", styles["Normal"]),
+        paragraph(f"SHA-256 over the {len(events)} event hashes shown: {digest}", styles["Code"]),
     ]
     return Document(pdf=_build(f"Custody {dose.material_id}", story), records_sha256=digest)

@@ -174,6 +174,8 @@ def add_instrument(
         name=_text(name, "name", max_len=200),
         calibration_due=calibration_due,
     )
+    if session.exec(select(Instrument).where(col(Instrument.asset_tag) == inst.asset_tag)).first():
+        raise RuleViolation(f"instrument {inst.asset_tag} already exists", field="asset_tag")
     session.add(inst)
     session.flush()
     ledger.append(
@@ -203,6 +205,16 @@ def add_reagent_lot(
         supplier=_text(supplier, "supplier", max_len=200),
         expires_at=expires_at,
     )
+    existing = session.exec(
+        select(ReagentLot).where(
+            col(ReagentLot.reagent_type) == lot.reagent_type,
+            col(ReagentLot.lot_number) == lot.lot_number,
+        )
+    ).first()
+    if existing is not None:
+        raise RuleViolation(
+            f"{lot.reagent_type} lot {lot.lot_number} already exists", field="lot_number"
+        )
     session.add(lot)
     session.flush()
     ledger.append(
