@@ -73,8 +73,9 @@ class Tally:
 
 @pytest.fixture
 def fuzz_lockout(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Lockout after a million wrong passwords: fuzzing sends only a few thousand."""
+    """Throttle and lock after a million wrong passwords: fuzzing sends only a few thousand."""
     monkeypatch.setenv("LIMS_MAX_PASSWORD_FAILURES", "1000000")
+    monkeypatch.setenv("LIMS_MAX_ACCOUNT_FAILURES", "1000000")
     get_settings.cache_clear()
     yield
     monkeypatch.undo()
