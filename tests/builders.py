@@ -225,6 +225,23 @@ class Lab:
         return cm
 
     def lot(self, *, released: bool = True, cm: str | None = None) -> str:
+        lot = self.filled_lot(cm=cm)
+        if released:
+            self.move(lot, "QC_TESTING")
+            self.pass_qc(lot)
+            self.release(lot)
+        return lot
+
+    def filled_lot(
+        self,
+        *,
+        cm: str | None = None,
+        fill: dict[str, Any] | None = None,
+        lyo: dict[str, Any] | None = None,
+        lyo_actor_id: int | None = None,
+    ) -> str:
+        """15 vials filled from 60 mL of CM and freeze-dried (typical parameters unless
+        ``fill``/``lyo`` override some)."""
         cm = cm or self.cm_batch("61 mL")  # 60 mL after clarification
         result = self.step(
             "AAPE-FILL",
@@ -232,20 +249,17 @@ class Lab:
             inputs=[InputBooking(cm, "60 mL")],
             outputs=[OutputRequest("15 vials")],
             instrument_ids=self.inst("biosafety_cabinet"),
-            parameters=typical_parameters("AAPE-FILL"),
+            parameters=typical_parameters("AAPE-FILL", **(fill or {})),
         )
         lot = result.outputs[0].material_id
         self.step(
             "AAPE-LYO",
             120,
             inputs=[InputBooking(lot)],
+            actor_id=lyo_actor_id,
             instrument_ids=self.inst("freeze_dryer", "karl_fischer_titrator"),
-            parameters=LYO_OK,
+            parameters=typical_parameters("AAPE-LYO", **(lyo or {})),
         )
-        if released:
-            self.move(lot, "QC_TESTING")
-            self.pass_qc(lot)
-            self.release(lot)
         return lot
 
     # --- QC, signatures, release ----------------------------------------------------

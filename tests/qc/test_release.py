@@ -22,8 +22,7 @@ from lims.qc.service import (
 )
 from lims.signatures.passwords import AuthenticationFailed
 from lims.signatures.service import signatures_for
-from lims.steps.service import InputBooking, OutputRequest
-from tests.builders import LYO_OK, PASSING, Lab
+from tests.builders import PASSING, Lab
 from tests.conftest import World
 
 
@@ -154,27 +153,7 @@ def test_self_release_and_wrong_password_are_refused(engine: Engine, world: Worl
         assert qa is not None and qa.failed_password_attempts == 1
     assert lab.get(lot).state == "QC_TESTING"
     # QA who recorded a processing step of the lot (its lyophilisation) may not release it.
-    cm = lab.cm_batch("61 mL")
-    lot3 = (
-        lab.step(
-            "AAPE-FILL",
-            101,
-            inputs=[InputBooking(cm, "60 mL")],
-            outputs=[OutputRequest("15 vials")],
-            instrument_ids=lab.inst("biosafety_cabinet"),
-            parameters={"fill_volume": "4 mL", "cryoprotectant": "trehalose"},
-        )
-        .outputs[0]
-        .material_id
-    )
-    lab.step(
-        "AAPE-LYO",
-        120,
-        inputs=[InputBooking(lot3)],
-        actor_id=world.qa_id,
-        instrument_ids=lab.inst("freeze_dryer", "karl_fischer_titrator"),
-        parameters=LYO_OK,
-    )
+    lot3 = lab.filled_lot(lyo_actor_id=world.qa_id)
     lab.move(lot3, "QC_TESTING")
     lab.pass_qc(lot3)
     with pytest.raises(IllegalTransition, match="four-eyes"):
@@ -204,26 +183,7 @@ def test_allogeneic_release_needs_donor_eligibility_and_traces_both_ways(
     with pytest.raises(RuleViolation, match="cannot be registered as autologous"):
         lab.lipoaspirate(coi=world.donor_coi)
     culture = lab.culture(coi=world.donor_coi, use=Use.ALLOGENEIC)
-    cm = lab.cm_batch("61 mL", culture=culture)
-    lot = (
-        lab.step(
-            "AAPE-FILL",
-            101,
-            inputs=[InputBooking(cm, "60 mL")],
-            outputs=[OutputRequest("15 vials")],
-            instrument_ids=lab.inst("biosafety_cabinet"),
-            parameters={"fill_volume": "4 mL", "cryoprotectant": "trehalose"},
-        )
-        .outputs[0]
-        .material_id
-    )
-    lab.step(
-        "AAPE-LYO",
-        120,
-        inputs=[InputBooking(lot)],
-        instrument_ids=lab.inst("freeze_dryer", "karl_fischer_titrator"),
-        parameters=LYO_OK,
-    )
+    lot = lab.filled_lot(cm=lab.cm_batch("61 mL", culture=culture))
     lab.move(lot, "QC_TESTING")
     lab.pass_qc(lot)
     with pytest.raises(IllegalTransition, match="donor-eligibility determination"):

@@ -481,29 +481,9 @@ def test_hypoxia_setpoint_outside_1_to_5_percent_refused(engine: Engine, world: 
 
 
 def test_failed_moisture_rejects_the_lot(engine: Engine, world: World) -> None:
-    from tests.builders import LYO_OK
 
     lab = Lab.start(engine, world)
-    cm = lab.cm_batch("61 mL")
-    lot = (
-        lab.step(
-            "AAPE-FILL",
-            101,
-            inputs=[InputBooking(cm, "60 mL")],
-            outputs=[OutputRequest("15 vials")],
-            instrument_ids=lab.inst("biosafety_cabinet"),
-            parameters={"fill_volume": "4 mL", "cryoprotectant": "none"},
-        )
-        .outputs[0]
-        .material_id
-    )
-    lab.step(
-        "AAPE-LYO",
-        120,
-        inputs=[InputBooking(lot)],
-        instrument_ids=lab.inst("freeze_dryer", "karl_fischer_titrator"),
-        parameters={**LYO_OK, "residual_moisture": "3.5 %"},
-    )
+    lot = lab.filled_lot(fill={"cryoprotectant": "none"}, lyo={"residual_moisture": "3.5 %"})
     assert lab.get(lot).state == "REJECTED"
 
 
