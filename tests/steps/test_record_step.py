@@ -14,6 +14,7 @@ from lims.materials.models import LineageEdge, Material
 from lims.materials.service import ancestors, descendants, get_material, register_material
 from lims.parties.service import get_patient
 from lims.sops.catalog import SOPS
+from lims.sops.parameters import typical_parameters
 from lims.steps.conservation import verify_conservation
 from lims.steps.models import Step, StepInput, StepLoss
 from lims.steps.service import InputBooking, LossBooking, OutputRequest
@@ -413,12 +414,9 @@ def test_passage_tracks_doublings_and_enforces_limits(engine: Engine, world: Wor
         outputs=[OutputRequest("1.05e6 cells")],
         instrument_ids=lab.inst("biosafety_cabinet", "cell_counter"),
         reagent_lot_ids=lab.reag("culture_medium"),
-        parameters={
-            "harvested_cells": "1.05e6 cells",
-            "confluence": "85 %",
-            "viability": "92 %",
-            "culture_area": "350 cm^2",
-        },
+        parameters=typical_parameters(
+            "ADSC-PASSAGE", harvested_cells="1.05e6 cells", culture_area="350 cm^2"
+        ),
     )
     # Doublings: the other P1 line grows 2^9 fold: 2 + 9 = 11 > 10 is refused.
     other = children[1].material_id
@@ -431,12 +429,9 @@ def test_passage_tracks_doublings_and_enforces_limits(engine: Engine, world: Wor
         outputs=[OutputRequest("5.376e8 cells")],
         instrument_ids=lab.inst("biosafety_cabinet", "cell_counter"),
         reagent_lot_ids=lab.reag("culture_medium"),
-        parameters={
-            "harvested_cells": "5.376e8 cells",
-            "confluence": "85 %",
-            "viability": "92 %",
-            "culture_area": "18000 cm^2",
-        },
+        parameters=typical_parameters(
+            "ADSC-PASSAGE", harvested_cells="5.376e8 cells", culture_area="18000 cm^2"
+        ),
     )
 
 
@@ -587,11 +582,7 @@ def test_follicle_duplication_path(engine: Engine, world: World) -> None:
         "BIOPSY-INTAKE",
         3,
         inputs=[InputBooking(biopsy)],
-        parameters={
-            "transport_temperature": "4 degC",
-            "punch_diameter": "2 mm",
-            "identity_verified": True,
-        },
+        parameters=typical_parameters("BIOPSY-INTAKE", punch_diameter="2 mm"),
     )
     refused(
         lab,
