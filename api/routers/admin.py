@@ -4,13 +4,12 @@ from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlmodel import col, select
 
 from api.schemas import Strict, UserOut, UtcTime
 from api.security import AdminUser, EngineDep
 from lims.db import write_session
-from lims.errors import NotFound
-from lims.parties.models import Clinic, Role
+from lims.parties.models import Role
+from lims.parties.queries import get_clinic
 from lims.parties.service import add_instrument, add_reagent_lot, create_clinic, create_user
 from lims.signatures.passwords import set_password
 
@@ -40,13 +39,7 @@ class UserIn(Strict):
 @router.post("/users", status_code=201, response_model=UserOut)
 def new_user(engine: EngineDep, user: AdminUser, body: UserIn) -> UserOut:
     with write_session(engine) as session:
-        clinic = None
-        if body.clinic_code:
-            clinic = session.exec(
-                select(Clinic).where(col(Clinic.code) == body.clinic_code.upper())
-            ).first()
-            if clinic is None:
-                raise NotFound(f"no clinic {body.clinic_code}", field="clinic_code")
+        clinic = get_clinic(session, code=body.clinic_code) if body.clinic_code else None
         created = create_user(
             session,
             username=body.username,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api import idempotency
 from api.schemas import (
@@ -27,7 +27,8 @@ from lims.db import read_session, write_session
 from lims.documents.labels import render_label
 from lims.errors import NotFound
 from lims.identity.codes import parse_material_id
-from lims.materials.models import Material, StorageLocation
+from lims.materials.models import Material
+from lims.materials.queries import get_position, made_in_step, materials
 from lims.materials.service import (
     add_storage_location,
     get_material,
@@ -36,7 +37,7 @@ from lims.materials.service import (
     move_material,
     transition,
 )
-from lims.orders.models import DoseOrder
+from lims.orders.queries import orders_visible_to
 from lims.orders.service import allocate_order, dispatch_order, order_for
 from lims.parties.models import User
 from lims.qc.models import QcResult
@@ -44,9 +45,8 @@ from lims.qc.service import close_deviation, correct_result, enter_result, get_d
 from lims.qc.service import open_deviation as open_deviation_service
 from lims.signatures.models import Meaning
 from lims.signatures.service import sign
-from lims.sops.catalog import SOPS
-from lims.sops.service import definition_of, sop_in_force
-from lims.steps.models import Step, StepInput
+from lims.steps.models import Step
+from lims.steps.queries import sops_in_force, step_input_ids
 from lims.steps.service import InputBooking, LossBooking, OutputRequest, record_step
 from lims.units import QuantityKind, parse_quantity
 
@@ -166,11 +166,7 @@ def create_step(
 def list_sops(engine: EngineDep, user: LabUser) -> list[dict[str, Any]]:
     """The SOP versions in force, with their typed parameters."""
     with read_session(engine) as session:
-        return [
-            definition_of(sop_in_force(session, code=s.code)).model_dump(mode="json")
-            for s in SOPS
-            if s.version == 1
-        ]
+        return [sop.model_dump(mode="json") for sop in sops_in_force(session)]
 
 
 @router.get("/materials", response_model=Page[MaterialOut])
@@ -184,15 +180,15 @@ def list_materials(
     created_after: UtcTime | None = None,
 ) -> dict[str, object]:
     with read_session(engine) as session:
-        query = select(Material)
-        if kind:
-            query = query.where(col(Material.kind) == kind)
-        if state:
-            query = query.where(col(Material.state) == state.upper())
-        if created_after:
-            query = query.where(col(Material.created_at) >= created_after)
-        rows = session.exec(query.order_by(col(Material.id)).offset(offset).limit(limit + 1)).all()
-        return page([material_out(session, m) for m in rows], limit, offset)
+        listing = materials(
+            session,
+            kind=kind,
+            state=state,
+            created_after=created_after,
+            limit=limit,
+            offset=offset,
+        )
+        return page(listing, lambda m: material_out(session, m))
 
 
 @router.get("/materials/{material_id}", response_model=MaterialOut)
@@ -266,9 +262,7 @@ class MoveIn(Strict):
 def move(engine: EngineDep, user: LabUser, material_id: str, body: MoveIn) -> MaterialOut:
     """Put a material in a storage position (one material per position)."""
     with write_session(engine) as session:
-        location = session.get(StorageLocation, body.location_id)
-        if location is None:
-            raise NotFound(f"no storage location {body.location_id}", field="location_id")
+        location = get_position(session, location_id=body.location_id)
         material = get_material(session, material_id, lock=True)
         move_material(session, material=material, location=location, actor=user)
         return material_out(session, material)
@@ -423,11 +417,8 @@ def orders(
     status: Annotated[str | None, Query(max_length=16)] = None,
 ) -> dict[str, object]:
     with read_session(engine) as session:
-        query = select(DoseOrder)
-        if status:
-            query = query.where(col(DoseOrder.status) == status.upper())
-        rows = session.exec(query.order_by(col(DoseOrder.id)).offset(offset).limit(limit + 1)).all()
-        return page([order_out(session, o) for o in rows], limit, offset)
+        listing = orders_visible_to(session, actor=user, status=status, limit=limit, offset=offset)
+        return page(listing, lambda o: order_out(session, o))
 
 
 class AllocateIn(Strict):
@@ -549,14 +540,8 @@ def get_step(
         step = session.get(Step, step_id)
         if step is None:
             raise NotFound(f"no step {step_id}")
-        inputs = session.exec(
-            select(Material.material_id)
-            .join(StepInput, col(StepInput.material_id) == col(Material.id))
-            .where(col(StepInput.step_id) == step_id)
-        ).all()
-        outputs = session.exec(
-            select(Material).where(col(Material.created_in_step_id) == step_id)
-        ).all()
+        inputs = step_input_ids(session, step_id=step_id)
+        outputs = made_in_step(session, step_id=step_id)
         return StepOut(
             id=step_id,
             sop=step.sop_code,
@@ -565,7 +550,7 @@ def get_step(
             parameters=step.parameters,
             warnings=step.warnings,
             acceptance_failures=step.acceptance_failures,
-            inputs=list(inputs),
+            inputs=inputs,
             outputs=[material_out(session, m) for m in outputs],
         )
 
