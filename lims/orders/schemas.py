@@ -153,7 +153,7 @@ class OrderDetails(Strict):
 
 def order_details(
     *,
-    product: Product | str,
+    product: Product | str = Product.AAPE,
     dose: object,
     session_number: int,
     sessions_total: int,
