@@ -12,6 +12,7 @@ from sqlmodel import Session
 from lims.documents.labels import label_text
 from lims.identity.codes import format_material_id
 from lims.materials.models import Material, StorageLocation
+from lims.materials.schemas import Collected
 from lims.materials.service import remaining
 from lims.orders.models import DoseOrder
 from lims.orders.schemas import OrderDetails, ReceiptDetails
@@ -162,14 +163,11 @@ def patient_out(p: Patient) -> PatientOut:
     )
 
 
-class HarvestIn(Strict):
+class HarvestIn(Collected):
+    """A harvest at the clinic, handed to the courier that brings it to the lab."""
+
     coi_id: str = Field(examples=["COI-ABCD-EFGH-J"])
-    kind: Literal["lipoaspirate", "scalp_biopsy"]
-    quantity: Any = Field(
-        description="volume for lipoaspirate, mass for a biopsy",
-        examples=["120 mL", {"value": "12", "unit": "mg"}],
-    )
-    collected_at: UtcTime
+    kind: Literal["lipoaspirate", "scalp_biopsy"]  # type: ignore[assignment]
     courier: str = Field(min_length=1, max_length=100, examples=["ColdChain AWB 7781"])
 
 

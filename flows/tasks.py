@@ -21,8 +21,9 @@ from flows.common import (
 )
 from lims.custody.ledger import jsonable
 from lims.db import write_session
-from lims.materials.kinds import KIND_DIMENSIONS, MaterialKind, Use
+from lims.materials.kinds import MaterialKind, Use
 from lims.materials.queries import find_position
+from lims.materials.schemas import Collected, StoragePositionDetails
 from lims.materials.service import (
     add_storage_location,
     get_material,
@@ -34,7 +35,6 @@ from lims.parties.queries import instrument_ids, reagent_lot_id
 from lims.parties.service import get_patient
 from lims.qc.service import enter_result
 from lims.steps.service import InputBooking, LossBooking, OutputRequest, record_step
-from lims.units import Temperature, parse_quantity
 
 
 # --- steps ---------------------------------------------------------------------------------
@@ -105,14 +105,11 @@ def record(database_url: str | None, subject: str, spec: StepSpec) -> StepOutcom
 # --- other writes --------------------------------------------------------------------------
 
 
-class Arrival(LabModel):
+class Arrival(LabModel, Collected):
     """Starting material arriving at the lab (what the shipment and its paperwork say)."""
 
-    kind: MaterialKind
     patient: CoiId
     use: Use
-    quantity: str
-    collected_at: AwareDatetime
     shipment_ref: str = Field(min_length=1, max_length=64)
     container: str | None = Field(default=None, max_length=64)
     received_by: Username
@@ -129,7 +126,7 @@ def register_arrival(database_url: str | None, subject: str, arrival: Arrival) -
             kind=kind,
             patient=get_patient(session, coi_id=arrival.patient),
             use=arrival.use,
-            quantity=parse_quantity(arrival.quantity, KIND_DIMENSIONS[kind][0], field="quantity"),
+            quantity=arrival.quantity,
             actor=user(session, arrival.received_by),
             state="RECEIVED",
             collected_at=arrival.collected_at,
@@ -170,16 +167,8 @@ def change_state(
     )
 
 
-class StoragePosition(LabModel):
-    site: str
-    freezer: str
-    rack: str
-    box: str
-    position: str
-    temperature: Temperature | None = None
-
-    def __str__(self) -> str:
-        return f"{self.site}/{self.freezer}/{self.rack}/{self.box}/{self.position}"
+class StoragePosition(LabModel, StoragePositionDetails):
+    """Where a flow stores a material (the same position the API registers)."""
 
 
 @lab_task(name="store", run_name="store · {subject}")

@@ -36,7 +36,6 @@ from lims.orders.service import cancel_order, confirm_receipt, order_for, patien
 from lims.parties.models import Clinic, DonorType, User
 from lims.parties.queries import patients_visible_to
 from lims.parties.service import register_patient
-from lims.units import QuantityKind, parse_quantity
 
 router = APIRouter(prefix="/clinic", tags=["clinic"])
 IdempotencyKey = Annotated[
@@ -110,14 +109,13 @@ def record_harvest(
         patient = patient_for(session, actor=actor, coi_id=body.coi_id)
         clinic = _clinic(session, actor)
         lipo = body.kind == "lipoaspirate"
-        kind = QuantityKind.VOLUME if lipo else QuantityKind.MASS
         use = Use.ALLOGENEIC if patient.donor_type == "allogeneic_donor" else Use.AUTOLOGOUS
         material = register_material(
             session,
             kind=MaterialKind(body.kind),
             patient=patient,
             use=use,
-            quantity=parse_quantity(body.quantity, kind, field="quantity"),
+            quantity=body.quantity,
             actor=actor,
             state="EXPECTED" if lipo else "COLLECTED",
             collected_at=body.collected_at,

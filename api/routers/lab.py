@@ -29,6 +29,7 @@ from lims.errors import NotFound
 from lims.identity.codes import parse_material_id
 from lims.materials.models import Material
 from lims.materials.queries import get_position, made_in_step, materials
+from lims.materials.schemas import StoragePositionDetails
 from lims.materials.service import (
     add_storage_location,
     get_material,
@@ -48,7 +49,6 @@ from lims.signatures.service import sign
 from lims.steps.models import Step
 from lims.steps.queries import sops_in_force, step_input_ids
 from lims.steps.service import InputBooking, LossBooking, OutputRequest, record_step
-from lims.units import QuantityKind, parse_quantity
 
 router = APIRouter(prefix="/lab", tags=["lab"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
@@ -219,13 +219,8 @@ def move_state(
         return material_out(session, material)
 
 
-class LocationIn(Strict):
-    site: str = Field(max_length=64)
-    freezer: str = Field(max_length=64)
-    rack: str = Field(max_length=32)
-    box: str = Field(max_length=32)
-    position: str = Field(max_length=16)
-    temperature: Any = Field(default=None, examples=["-80 degC"])
+class LocationIn(StoragePositionDetails):
+    """A new storage position."""
 
 
 class LocationOut(BaseModel):
@@ -236,11 +231,6 @@ class LocationOut(BaseModel):
 @router.post("/storage-locations", status_code=201, response_model=LocationOut)
 def new_location(engine: EngineDep, user: LabUser, body: LocationIn) -> LocationOut:
     with write_session(engine) as session:
-        temp = (
-            parse_quantity(body.temperature, QuantityKind.TEMPERATURE, field="temperature")
-            if body.temperature is not None
-            else None
-        )
         loc = add_storage_location(
             session,
             site=body.site,
@@ -249,7 +239,7 @@ def new_location(engine: EngineDep, user: LabUser, body: LocationIn) -> Location
             box=body.box,
             position=body.position,
             actor=user,
-            temperature=temp,
+            temperature=body.temperature,
         )
         return LocationOut(id=loc.id or 0, label=loc.label())
 
