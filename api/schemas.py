@@ -18,10 +18,11 @@ from lims.orders.models import DoseOrder
 from lims.orders.schemas import OrderDetails, ReceiptDetails
 from lims.paging import Listing
 from lims.parties.models import Patient
+from lims.parties.schemas import PatientIn
 from lims.schemas import DbId, Strict, UtcTime
 from lims.units import Quantity
 
-__all__ = ["DbId", "Strict", "UtcTime"]  # re-exported: the routers' shared input types
+__all__ = ["DbId", "PatientIn", "Strict", "UtcTime"]  # re-exported: the routers' shared input types
 
 
 T = TypeVar("T")
@@ -134,14 +135,6 @@ def material_out(session: Session, m: Material) -> MaterialOut:
             format(m.population_doublings, "f") if m.population_doublings is not None else None
         ),
         created_at=m.created_at,
-    )
-
-
-class PatientIn(Strict):
-    identifier_1: str = Field(min_length=1, max_length=64, examples=["1980-04-12"])
-    identifier_2: str = Field(min_length=1, max_length=64, examples=["GHC-000123"])
-    donor_type: Literal["autologous_patient", "allogeneic_donor", "recipient"] = (
-        "autologous_patient"
     )
 
 

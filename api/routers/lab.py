@@ -42,13 +42,15 @@ from lims.orders.queries import orders_visible_to
 from lims.orders.service import allocate_order, dispatch_order, order_for
 from lims.parties.models import User
 from lims.qc.models import QcResult
+from lims.qc.schemas import CloseIn, CorrectionIn, DeviationIn, QcResultIn
 from lims.qc.service import close_deviation, correct_result, enter_result, get_deviation
 from lims.qc.service import open_deviation as open_deviation_service
 from lims.signatures.models import Meaning
 from lims.signatures.service import sign
 from lims.steps.models import Step
 from lims.steps.queries import sops_in_force, step_input_ids
-from lims.steps.service import InputBooking, LossBooking, OutputRequest, record_step
+from lims.steps.schemas import StepIn
+from lims.steps.service import record_step
 
 router = APIRouter(prefix="/lab", tags=["lab"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
@@ -84,34 +86,6 @@ def receive_shipment(
     )
 
 
-class InputIn(Strict):
-    material_id: str
-    quantity: Any = Field(default=None, examples=["100 mL"])
-
-
-class OutputIn(Strict):
-    quantity: Any = Field(examples=["1.9e7 cells"])
-    container: str | None = Field(default=None, max_length=64)
-
-
-class LossIn(Strict):
-    material_id: str
-    quantity: Any
-    reason: str = Field(min_length=1, max_length=200)
-
-
-class StepIn(Strict):
-    sop_code: str = Field(max_length=32, examples=["SVF-SEP"])
-    inputs: list[InputIn] = Field(min_length=1, max_length=50)
-    outputs: list[OutputIn] = Field(default_factory=list, max_length=50)
-    losses: list[LossIn] = Field(default_factory=list, max_length=50)
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    instrument_ids: list[DbId] = Field(default_factory=list, max_length=20)
-    reagent_lot_ids: list[DbId] = Field(default_factory=list, max_length=20)
-    performed_at: UtcTime | None = None
-    notes: str | None = Field(default=None, max_length=2000)
-
-
 class StepOut(BaseModel):
     id: int
     sop: str
@@ -131,13 +105,14 @@ def create_step(
     """Record a process step against the SOP version in force; every problem is named."""
 
     def handle(session: Session, actor: User) -> object:
+        inputs, outputs, losses = body.bookings()
         result = record_step(
             session,
             sop_code=body.sop_code,
             actor=actor,
-            inputs=[InputBooking(i.material_id, i.quantity) for i in body.inputs],
-            outputs=[OutputRequest(o.quantity, container=o.container) for o in body.outputs],
-            losses=[LossBooking(x.material_id, x.quantity, x.reason) for x in body.losses],
+            inputs=inputs,
+            outputs=outputs,
+            losses=losses,
             parameters=body.parameters,
             instrument_ids=body.instrument_ids,
             reagent_lot_ids=body.reagent_lot_ids,
@@ -258,14 +233,6 @@ def move(engine: EngineDep, user: LabUser, material_id: str, body: MoveIn) -> Ma
         return material_out(session, material)
 
 
-class QcIn(Strict):
-    material_id: str
-    test_code: str = Field(max_length=32)
-    value: Any = Field(examples=["no growth", "0.8 EU/mL"])
-    tested_at: UtcTime | None = None
-    method: str | None = Field(default=None, max_length=200)
-
-
 class QcOut(BaseModel):
     id: int
     material_id: str
@@ -294,7 +261,7 @@ def _qc_out(material_id: str, r: QcResult) -> QcOut:
 
 @router.post("/qc-results", status_code=201, response_model=QcOut)
 def new_result(
-    request: Request, engine: EngineDep, user: LabUser, body: QcIn, key: IdempotencyKey = None
+    request: Request, engine: EngineDep, user: LabUser, body: QcResultIn, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Enter a QC result; an out-of-spec result holds the material and opens a deviation."""
 
@@ -316,11 +283,6 @@ def new_result(
     )
 
 
-class CorrectionIn(Strict):
-    value: Any
-    reason: str = Field(min_length=1, max_length=2000)
-
-
 @router.post("/qc-results/{result_id}/corrections", status_code=201, response_model=QcOut)
 def correct(
     engine: EngineDep,
@@ -339,11 +301,6 @@ def correct(
             session, result=original, value=body.value, reason=body.reason, actor=user
         )
         return _qc_out(material.material_id, fixed)
-
-
-class DeviationIn(Strict):
-    material_id: str
-    description: str = Field(min_length=1, max_length=4000)
 
 
 class DeviationOut(BaseModel):
@@ -370,10 +327,6 @@ def open_deviation(engine: EngineDep, user: LabUser, body: DeviationIn) -> Devia
             closed_at=None,
             resolution=None,
         )
-
-
-class CloseIn(Strict):
-    resolution: str = Field(min_length=1, max_length=4000)
 
 
 @router.post("/deviations/{number}/close", response_model=DeviationOut)
