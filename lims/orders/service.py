@@ -25,7 +25,7 @@ from lims.parties.models import LAB_STAFF, Clinic, Patient, Role, User
 from lims.parties.queries import clinic_scope
 from lims.qc.service import current_results
 from lims.steps.service import InputBooking, OutputRequest, record_step
-from lims.units import QuantityKind, parse_quantity
+from lims.units import Quantity, QuantityKind, parse_quantity, quantize
 
 # Each AAPE vial is reconstituted in 4 mL (AAPE-LOT-SPEC v1 appearance/reconstitution test;
 # a 4 mL dose is the basis of the endotoxin limit, domain.md B). Data, with its source.
@@ -271,8 +271,15 @@ def allocate_order(
     lot = lot or find_lot(session, order=order)
     patient = session.get(Patient, order.patient_id)
     assert patient is not None
-    amount = vials_needed(session, order=order, lot=lot)
-    unit = "cells" if order.product == Product.DP_CELLS else "vials"
+    needed = vials_needed(session, order=order, lot=lot)
+    cells = order.product == Product.DP_CELLS
+    # Typed, not printed and parsed again: the step books exactly this Decimal.
+    amount = Quantity(
+        value=needed,
+        unit="cells" if cells else "vials",
+        kind=QuantityKind.CELLS if cells else QuantityKind.VIALS,
+        canonical=quantize(needed),
+    )
     parameters: dict[str, object] = {
         "recipient_coi": patient.coi_id,
         "recipient_identifier_1": patient.identifier_1,
@@ -280,13 +287,13 @@ def allocate_order(
         "session_number": order.session_number,
     }
     if order.product == Product.AAPE:
-        parameters["reconstitution_volume"] = str(AAPE_RECONSTITUTION_PER_VIAL)
+        parameters["reconstitution_volume"] = AAPE_RECONSTITUTION_PER_VIAL
     result = record_step(
         session,
         sop_code="DOSE-ALLOCATE",
         actor=actor,
-        inputs=[InputBooking(lot.material_id, f"{amount} {unit}")],
-        outputs=[OutputRequest(f"{amount} {unit}")],
+        inputs=[InputBooking(lot.material_id, amount)],
+        outputs=[OutputRequest(amount)],
         parameters=parameters,
         notes=f"order {order.number}",
         idempotency_key=f"order:{order.number}:allocate",
@@ -300,7 +307,7 @@ def allocate_order(
         actor,
         dose=dose.material_id,
         lot=lot.material_id,
-        amount=f"{amount} {unit}",
+        amount=str(amount),
     )
     return dose
 
