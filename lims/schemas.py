@@ -13,8 +13,11 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from lims.errors import InvalidInput
 
@@ -29,8 +32,21 @@ def _storable_time(value: datetime) -> datetime:
     return value
 
 
+def _zone_hint(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        if any(e.get("type") == "timezone_aware" for e in exc.errors()):
+            raise PydanticCustomError(
+                "timezone_aware",
+                "Input should have timezone info: give the time with its zone, "
+                "e.g. 2026-12-01T10:00+09:00",
+            ) from None
+        raise
+
+
 # A time with its zone, that stays within the years the databases store once in UTC.
-UtcTime = Annotated[AwareDatetime, AfterValidator(_storable_time)]
+UtcTime = Annotated[AwareDatetime, WrapValidator(_zone_hint), AfterValidator(_storable_time)]
 # Row ids fit a 32-bit INTEGER on both databases; anything larger is refused as input.
 DbId = Annotated[int, Field(ge=1, le=2_147_483_647)]
 
