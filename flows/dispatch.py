@@ -160,7 +160,7 @@ def dispatch(database_url: str | None, request: DoseDispatch) -> dict[str, Any]:
             scanned_label=request.scanned_label,
             shipper=request.shipper,
             temperature_logger=request.temperature_logger,
-            transit=str(request.transit),
+            transit=request.transit,
         )
         return {"dose": dose.material_id}
 

@@ -323,7 +323,7 @@ def dispatch_order(
     scanned_label: str,
     shipper: str,
     temperature_logger: str,
-    transit: str,
+    transit: str | dict[str, str] | Quantity,
 ) -> Material:
     """Run the dispatch gate with the order's identity, then hand the dose to the courier."""
     if Role(actor.role) not in LAB_ROLES:
