@@ -2,58 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlmodel import Session
 
+from lims.documents.labels import label_text
 from lims.identity.codes import format_material_id
 from lims.materials.models import Material, StorageLocation
+from lims.materials.schemas import Collected
 from lims.materials.service import remaining
 from lims.orders.models import DoseOrder
+from lims.orders.schemas import OrderDetails, ReceiptDetails
+from lims.paging import Listing
 from lims.parties.models import Patient
+from lims.parties.schemas import PatientIn
+from lims.schemas import DbId, Strict, UtcTime
 from lims.units import Quantity
 
-
-def _storable_time(value: datetime) -> datetime:
-    try:
-        value.astimezone(UTC)
-    except (OverflowError, ValueError):
-        raise ValueError("the time is outside years 1-9999 once in UTC") from None
-    return value
+__all__ = ["DbId", "PatientIn", "Strict", "UtcTime"]  # re-exported: the routers' shared input types
 
 
-# A time with its zone, that stays within the years the databases store once in UTC.
-UtcTime = Annotated[AwareDatetime, AfterValidator(_storable_time)]
 T = TypeVar("T")
 MAX_PAGE = 200
-# Row ids fit a 32-bit INTEGER on both databases; anything larger is refused as input.
-DbId = Annotated[int, Field(ge=1, le=2_147_483_647)]
-
-
-def _no_nul(value: Any, path: str = "") -> None:
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError(f"{path or 'text'} contains a NUL character")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _no_nul(key, path)
-            _no_nul(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for item in value:
-            _no_nul(item, path)
-
-
-class Strict(BaseModel):
-    """Input models: unknown fields and NUL characters are refused (on every database)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_nul(cls, data: Any) -> Any:
-        _no_nul(data)
-        return data
 
 
 class Page(BaseModel, Generic[T]):
@@ -63,14 +36,13 @@ class Page(BaseModel, Generic[T]):
     next_offset: int | None = Field(description="offset of the next page, null at the end")
 
 
-def page(items: list[Any], limit: int, offset: int) -> dict[str, Any]:
-    """Items fetched with limit+1 rows: the extra one only says another page exists."""
-    more = len(items) > limit
+def page(listing: Listing[Any], out: Callable[[Any], Any]) -> dict[str, Any]:
+    """One page of a list query, each item shown by ``out``."""
     return {
-        "items": items[:limit],
-        "limit": limit,
-        "offset": offset,
-        "next_offset": offset + limit if more else None,
+        "items": [out(item) for item in listing],
+        "limit": listing.limit,
+        "offset": listing.offset,
+        "next_offset": listing.next_offset,
     }
 
 
@@ -166,14 +138,6 @@ def material_out(session: Session, m: Material) -> MaterialOut:
     )
 
 
-class PatientIn(Strict):
-    identifier_1: str = Field(min_length=1, max_length=64, examples=["1980-04-12"])
-    identifier_2: str = Field(min_length=1, max_length=64, examples=["GHC-000123"])
-    donor_type: Literal["autologous_patient", "allogeneic_donor", "recipient"] = (
-        "autologous_patient"
-    )
-
-
 class PatientOut(BaseModel):
     coi_id: str
     donor_type: str
@@ -192,41 +156,31 @@ def patient_out(p: Patient) -> PatientOut:
     )
 
 
-class HarvestIn(Strict):
+class HarvestIn(Collected):
+    """A harvest at the clinic, handed to the courier that brings it to the lab."""
+
     coi_id: str = Field(examples=["COI-ABCD-EFGH-J"])
-    kind: Literal["lipoaspirate", "scalp_biopsy"]
-    quantity: Any = Field(
-        description="volume for lipoaspirate, mass for a biopsy",
-        examples=["120 mL", {"value": "12", "unit": "mg"}],
-    )
-    collected_at: UtcTime
+    kind: Literal["lipoaspirate", "scalp_biopsy"]  # type: ignore[assignment]
     courier: str = Field(min_length=1, max_length=100, examples=["ColdChain AWB 7781"])
 
 
-class OrderIn(Strict):
+class OrderIn(OrderDetails):
+    """An order for one of the clinic's patients (its details are checked by the model)."""
+
     coi_id: str
-    product: Literal["aape", "dp_cells"] = "aape"
-    dose: Any = Field(
-        description="vials, reconstituted mL, or µg of protein (AAPE); cells (DP)",
-        examples=["1 vial", "4 mL", "500 ug"],
-    )
-    session_number: int = Field(ge=1, le=12)
-    sessions_total: int = Field(ge=1, le=12)
-    planned_use_at: UtcTime
-    ship_to: str = Field(min_length=1, max_length=300)
-    prescriber: str = Field(min_length=1, max_length=200)
-    consent_ref: str = Field(min_length=1, max_length=64)
-    notes: str | None = Field(default=None, max_length=2000)
 
 
 class LabelOut(BaseModel):
+    """The dose's label, from the text the printed label carries (lims.documents.labels)."""
+
     material_id: str
     printed_id: str
     product: str
-    patient_coi: str
+    patient_coi: str | None
     expires_at: datetime | None
     storage: str
     statement: str | None
+    lines: list[str] = Field(description="the printed label's text, line by line")
 
 
 class OrderOut(BaseModel):
@@ -254,18 +208,16 @@ def order_out(session: Session, o: DoseOrder) -> OrderOut:
     dose = session.get(Material, o.dose_material_id) if o.dose_material_id else None
     label = None
     if dose is not None:
+        text = label_text(session, material=dose)
         label = LabelOut(
             material_id=dose.material_id,
-            printed_id=format_material_id(dose.material_id),
-            product="AAPE lyophilised protein extract"
-            if o.product == "aape"
-            else "Dermal papilla cells",
-            patient_coi=patient.coi_id,
+            printed_id=text.printed_id,
+            product=text.product,
+            patient_coi=text.patient_coi,
             expires_at=dose.expires_at,
-            storage="store at -80 degC"
-            if o.product == "aape"
-            else "store at 2-8 degC, use within the expiry",
-            statement="FOR AUTOLOGOUS USE ONLY" if dose.use == "autologous" else None,
+            storage=text.storage,
+            statement=text.statement,
+            lines=text.lines,
         )
     return OrderOut(
         number=o.number,
@@ -291,10 +243,8 @@ class ReasonIn(Strict):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class ReceiptIn(Strict):
-    received_at: UtcTime
-    temperature: Any = Field(examples=["4.5 degC"])
-    received_by: str = Field(min_length=1, max_length=200)
+class ReceiptIn(ReceiptDetails):
+    """The clinic confirms a dose arrived."""
 
 
 class ApiKeyIn(Strict):

@@ -479,7 +479,7 @@ COMPONENTS = {
     "lims/materials/service.py:next_material_id": "  next_material_id (id sequence row)",
     "lims/steps/rules.py:apply": "  stage rules (identity checks)",
     "lims/sops/validation.py:check_parameters": "  SOP parameter checks",
-    "lims/orders/service.py:place_order": "place_order",
+    "lims/orders/service.py:place": "place (the API places through it)",
     "lims/orders/service.py:allocate_order": "allocate_order (incl. record_step)",
     "lims/orders/service.py:find_lot": "  find_lot (FEFO)",
     "lims/orders/service.py:_set_status": "  order status change (+ event)",

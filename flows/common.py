@@ -31,14 +31,15 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from lims.db import make_engine, read_session, write_session
-from lims.errors import InvalidInput, LimsError, NotFound
+from lims.errors import InvalidInput, LimsError
 from lims.idempotency.service import find, replay, request_digest, run_once
 from lims.identity.codes import format_material_id, parse_coi_id, parse_material_id
 from lims.materials.service import get_material
 from lims.parties.models import User
+from lims.parties.queries import get_user
 from lims.settings import get_settings
 from lims.units import CellCount, Mass, Quantity, QuantityKind, QuantityOf, VialCount, Volume
 
@@ -124,10 +125,8 @@ def dispose_engines() -> None:
 
 
 def user(session: Session, username: str) -> User:
-    found = session.exec(select(User).where(col(User.username) == username.lower())).first()
-    if found is None:
-        raise NotFound(f"no user {username!r}", field="username")
-    return found
+    """The user a flow acts as, by name (NotFound when there is none)."""
+    return get_user(session, username=username)
 
 
 # --- retries: transient database errors only -------------------------------------------------

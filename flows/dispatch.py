@@ -12,8 +12,8 @@ from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
-from pydantic import AwareDatetime, Field
-from sqlmodel import Session, col, select
+from pydantic import Field
+from sqlmodel import Session
 
 from flows.common import (
     CoiId,
@@ -30,9 +30,9 @@ from flows.common import (
 )
 from flows.tasks import change_state
 from lims.db import read_session
-from lims.errors import NotFound
 from lims.materials.service import ancestors, get_material
-from lims.orders.models import DoseOrder, Product
+from lims.orders.queries import find_order
+from lims.orders.schemas import OrderDetails, ReceiptDetails
 from lims.orders.service import (
     allocate_order,
     confirm_receipt,
@@ -40,28 +40,17 @@ from lims.orders.service import (
     dose_of,
     order_for,
     patient_for,
-    place_order,
 )
-from lims.units import CellCount, Duration, Mass, Temperature, VialCount, Volume
-
-# A dose is ordered in vials, reconstituted mL or µg of protein (AAPE), or cells (DP).
-DoseQuantity = VialCount | Volume | Mass | CellCount
+from lims.orders.service import place as place_with_details
+from lims.units import Duration
 
 
-class OrderRequest(LabModel):
-    """A clinic's order for one treatment session of its patient."""
+class OrderRequest(LabModel, OrderDetails):
+    """A clinic's order for one treatment session of its patient (checked by OrderDetails,
+    the model the API's order is made of too)."""
 
     patient: CoiId
     placed_by: Username
-    product: Product = Product.AAPE
-    dose: DoseQuantity
-    session_number: int = Field(ge=1)
-    sessions_total: int = Field(ge=1)
-    planned_use_at: AwareDatetime
-    ship_to: str = Field(min_length=1, max_length=300)
-    prescriber: str = Field(min_length=1, max_length=200)
-    consent_ref: str = Field(min_length=1, max_length=64)
-    notes: str | None = None
 
 
 class DoseAllocation(LabModel):
@@ -88,11 +77,8 @@ class DoseDispatch(LabModel):
     dispatched_by: Username
 
 
-class ClinicReceipt(LabModel):
+class ClinicReceipt(LabModel, ReceiptDetails):
     order: str = Field(min_length=1, max_length=16)
-    received_at: AwareDatetime
-    temperature: Temperature
-    received_by: str = Field(min_length=1, max_length=200)
     confirmed_by: Username
 
 
@@ -109,19 +95,11 @@ def place(database_url: str | None, request: OrderRequest) -> str:
 
     def write(session: Session) -> dict[str, Any]:
         clinic_user = user(session, request.placed_by)
-        order = place_order(
+        order = place_with_details(
             session,
             actor=clinic_user,
             patient=patient_for(session, actor=clinic_user, coi_id=request.patient),
-            product=request.product,
-            dose=str(request.dose),
-            session_number=request.session_number,
-            sessions_total=request.sessions_total,
-            planned_use_at=request.planned_use_at,
-            ship_to=request.ship_to,
-            prescriber=request.prescriber,
-            consent_ref=request.consent_ref,
-            notes=request.notes,
+            details=request,
         )
         return {"order": order.number}
 
@@ -153,9 +131,7 @@ def allocate(database_url: str | None, order: str, actor: str, lot: str | None) 
 def dose_status(database_url: str | None, order: str) -> DoseStatus:
     """Where an order's dose is now (read-only)."""
     with read_session(engine_for(database_url)) as session:
-        found = session.exec(select(DoseOrder).where(col(DoseOrder.number) == order)).first()
-        if found is None:
-            raise NotFound(f"no order {order}", field="order")
+        found = find_order(session, number=order)
         dose = dose_of(session, order=found)
         return DoseStatus(
             order=found.number,
@@ -184,7 +160,7 @@ def dispatch(database_url: str | None, request: DoseDispatch) -> dict[str, Any]:
             scanned_label=request.scanned_label,
             shipper=request.shipper,
             temperature_logger=request.temperature_logger,
-            transit=str(request.transit),
+            transit=request.transit,
         )
         return {"dose": dose.material_id}
 
@@ -204,7 +180,7 @@ def receive(database_url: str | None, request: ClinicReceipt) -> dict[str, Any]:
             order=order_for(session, actor=clinic_user, number=request.order, lock=True),
             actor=clinic_user,
             received_at=request.received_at,
-            temperature=str(request.temperature),
+            temperature=request.temperature,
             received_by=request.received_by,
         )
         return {"order": order.number}

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, Field
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from flows.common import (
     CoiId,
@@ -21,21 +21,20 @@ from flows.common import (
 )
 from lims.custody.ledger import jsonable
 from lims.db import write_session
-from lims.errors import NotFound
 from lims.lifecycle import transition
-from lims.materials.kinds import KIND_DIMENSIONS, MaterialKind, Use
-from lims.materials.models import StorageLocation
+from lims.materials.kinds import MaterialKind, Use
+from lims.materials.queries import find_position
+from lims.materials.schemas import Collected, StoragePositionDetails
 from lims.materials.service import (
     add_storage_location,
     get_material,
     move_material,
     register_material,
 )
-from lims.parties.models import Instrument, ReagentLot
+from lims.parties.queries import instrument_ids, reagent_lot_id
 from lims.parties.service import get_patient
 from lims.qc.service import enter_result
 from lims.steps.service import InputBooking, LossBooking, OutputRequest, record_step
-from lims.units import Temperature, parse_quantity
 
 
 # --- steps ---------------------------------------------------------------------------------
@@ -65,29 +64,11 @@ class StepOutcome(LabModel):
     replayed: bool
 
 
-def _instrument_ids(session: Session, tags: list[str]) -> list[int]:
-    ids = []
-    for tag in tags:
-        row = session.exec(select(Instrument).where(col(Instrument.asset_tag) == tag)).first()
-        if row is None or row.id is None:
-            raise NotFound(f"no instrument with asset tag {tag!r}", field="instruments")
-        ids.append(row.id)
-    return ids
-
-
 def _reagent_ids(session: Session, lots: list[ReagentLotRef]) -> list[int]:
-    ids = []
-    for lot in lots:
-        row = session.exec(
-            select(ReagentLot).where(
-                col(ReagentLot.reagent_type) == lot.reagent_type,
-                col(ReagentLot.lot_number) == lot.lot_number,
-            )
-        ).first()
-        if row is None or row.id is None:
-            raise NotFound(f"no {lot.reagent_type} lot {lot.lot_number!r}", field="reagent_lots")
-        ids.append(row.id)
-    return ids
+    return [
+        reagent_lot_id(session, reagent_type=lot.reagent_type, lot_number=lot.lot_number)
+        for lot in lots
+    ]
 
 
 @lab_task(name="record step", run_name="{spec.sop_code} · {subject}")
@@ -104,7 +85,7 @@ def record(database_url: str | None, subject: str, spec: StepSpec) -> StepOutcom
             outputs=[OutputRequest(q) for q in spec.outputs],
             losses=[LossBooking(m, q, why) for m, q, why in spec.losses],
             parameters=dict(spec.parameters),
-            instrument_ids=_instrument_ids(session, spec.instruments),
+            instrument_ids=instrument_ids(session, asset_tags=spec.instruments),
             reagent_lot_ids=_reagent_ids(session, spec.reagent_lots),
             notes=spec.notes,
             idempotency_key=key,
@@ -124,14 +105,11 @@ def record(database_url: str | None, subject: str, spec: StepSpec) -> StepOutcom
 # --- other writes --------------------------------------------------------------------------
 
 
-class Arrival(LabModel):
+class Arrival(LabModel, Collected):
     """Starting material arriving at the lab (what the shipment and its paperwork say)."""
 
-    kind: MaterialKind
     patient: CoiId
     use: Use
-    quantity: str
-    collected_at: AwareDatetime
     shipment_ref: str = Field(min_length=1, max_length=64)
     container: str | None = Field(default=None, max_length=64)
     received_by: Username
@@ -148,7 +126,7 @@ def register_arrival(database_url: str | None, subject: str, arrival: Arrival) -
             kind=kind,
             patient=get_patient(session, coi_id=arrival.patient),
             use=arrival.use,
-            quantity=parse_quantity(arrival.quantity, KIND_DIMENSIONS[kind][0], field="quantity"),
+            quantity=arrival.quantity,
             actor=user(session, arrival.received_by),
             state="RECEIVED",
             collected_at=arrival.collected_at,
@@ -189,16 +167,8 @@ def change_state(
     )
 
 
-class StoragePosition(LabModel):
-    site: str
-    freezer: str
-    rack: str
-    box: str
-    position: str
-    temperature: Temperature | None = None
-
-    def __str__(self) -> str:
-        return f"{self.site}/{self.freezer}/{self.rack}/{self.box}/{self.position}"
+class StoragePosition(LabModel, StoragePositionDetails):
+    """Where a flow stores a material (the same position the API registers)."""
 
 
 @lab_task(name="store", run_name="store · {subject}")
@@ -209,15 +179,14 @@ def store(
 
     def write(session: Session) -> dict[str, Any]:
         who = user(session, actor)
-        location = session.exec(
-            select(StorageLocation).where(
-                col(StorageLocation.site) == position.site,
-                col(StorageLocation.freezer) == position.freezer,
-                col(StorageLocation.rack) == position.rack,
-                col(StorageLocation.box) == position.box,
-                col(StorageLocation.position) == position.position,
-            )
-        ).first()
+        location = find_position(
+            session,
+            site=position.site,
+            freezer=position.freezer,
+            rack=position.rack,
+            box=position.box,
+            position=position.position,
+        )
         if location is None:
             location = add_storage_location(
                 session,

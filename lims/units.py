@@ -10,6 +10,7 @@ leave exactly 0 mL.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from enum import StrEnum
@@ -244,14 +245,9 @@ def _check_bounds(
         )
 
 
-def parse_quantity(raw: Any, kind: QuantityKind, *, field: str | None = None) -> Quantity:
-    """Parse ``"3.5 mL"`` or ``{"value": "3.5", "unit": "mL"}`` as a quantity of ``kind``.
-
-    Raises InvalidInput with a message a person can act on: a wrong dimension, an unknown
-    unit, a missing unit, a non-number, NaN or infinity, a negative amount, a fraction of
-    a countable thing, or an absurd size.
-    """
-    info = KINDS[kind]
+def _read(raw: Any, info: KindInfo, *, field: str | None) -> tuple[Decimal, str, Any]:
+    """The value, the unit as written and pint's units of ``raw`` (``info`` words the
+    messages); InvalidInput for anything that is not a number with a known unit."""
     if isinstance(raw, Quantity):
         value, unit = raw.value, raw.unit
     elif isinstance(raw, dict):
@@ -282,7 +278,7 @@ def parse_quantity(raw: Any, kind: QuantityKind, *, field: str | None = None) ->
         raise InvalidInput(f"expected {info.noun} with a unit, got {raw!r}", field=field)
 
     unit = unit.strip()
-    if not unit and kind is not QuantityKind.COUNT:
+    if not unit and info is not KINDS[QuantityKind.COUNT]:
         raise InvalidInput(
             f"a unit is required: write e.g. '{_fmt(value)} {info.canonical_unit}'",
             field=field,
@@ -293,6 +289,18 @@ def parse_quantity(raw: Any, kind: QuantityKind, *, field: str | None = None) ->
         raise InvalidInput(f"unknown unit {unit!r}", field=field) from None
     except Exception:  # pint's parser raises assorted errors on garbage such as "mL)("
         raise InvalidInput(f"cannot read unit {unit!r}", field=field) from None
+    return value, unit, units
+
+
+def parse_quantity(raw: Any, kind: QuantityKind, *, field: str | None = None) -> Quantity:
+    """Parse ``"3.5 mL"`` or ``{"value": "3.5", "unit": "mL"}`` as a quantity of ``kind``.
+
+    Raises InvalidInput with a message a person can act on: a wrong dimension, an unknown
+    unit, a missing unit, a non-number, NaN or infinity, a negative amount, a fraction of
+    a countable thing, or an absurd size.
+    """
+    info = KINDS[kind]
+    value, unit, units = _read(raw, info, field=field)
     if units.dimensionality != info.dimensionality:
         raise InvalidInput(f"expected {info.noun}, got {_fmt(value)} {unit}", field=field)
     if value < 0 and not info.allow_negative:
@@ -334,6 +342,33 @@ def dimension_of(unit: str) -> QuantityKind:
         if info.dimensionality == dim:
             return kind
     raise InvalidInput(f"unit {unit!r} is not one the lab records")
+
+
+class WrongKind(InvalidInput):
+    """A well-formed quantity of a kind other than the ones asked for; ``got`` is it as
+    written ("3 cm")."""
+
+    def __init__(self, message: str, *, got: str, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.got = got
+
+
+def quantity_kind(
+    raw: Any, *, among: Sequence[QuantityKind], field: str | None = None
+) -> QuantityKind:
+    """Which of ``among`` the quantity ``raw`` measures, by its unit's dimension ("4 mL":
+    a volume); WrongKind when it is none of them, InvalidInput when it is not a quantity."""
+    if not among:
+        raise ValueError("quantity_kind needs at least one kind")
+    if isinstance(raw, Quantity) and raw.kind in among:
+        return raw.kind
+    value, unit, units = _read(raw, KINDS[among[0]], field=field)
+    for kind in among:
+        if units.dimensionality == KINDS[kind].dimensionality:
+            return kind
+    got = f"{_fmt(value)} {unit}".rstrip()
+    nouns = " or ".join(KINDS[k].noun for k in among)
+    raise WrongKind(f"expected {nouns}, got {got}", got=got, field=field)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ from lims.units import (
     QuantityKind,
     Temperature,
     Volume,
+    WrongKind,
     dimension_of,
     parse_quantity,
+    quantity_kind,
 )
 
 
@@ -291,3 +293,21 @@ def test_any_number_and_unit_is_parsed_or_refused_never_crashes(
         return
     bounds = KINDS[kind].bounds
     assert bounds.low <= q.canonical <= bounds.high
+
+
+def test_the_kind_of_a_quantity_comes_from_its_unit() -> None:
+    among = [QuantityKind.VIALS, QuantityKind.VOLUME, QuantityKind.MASS]
+    assert quantity_kind("4 mL", among=among) is QuantityKind.VOLUME
+    assert quantity_kind({"value": "2", "unit": "vials"}, among=among) is QuantityKind.VIALS
+    assert quantity_kind("500 µg", among=among) is QuantityKind.MASS
+    assert quantity_kind(parse_quantity("1 L", QuantityKind.VOLUME), among=among) is (
+        QuantityKind.VOLUME
+    )
+    with pytest.raises(WrongKind, match="expected a number of vials or a volume or a mass") as e:
+        quantity_kind("3 cm", among=among, field="dose")
+    assert (e.value.got, e.value.field, e.value.http_status) == ("3 cm", "dose", 422)
+    # Not a quantity at all: the reading error itself, never a kind mismatch.
+    for raw, message in [("3 blorps", "unknown unit"), ("many", "expected a number"), (3, "unit")]:
+        with pytest.raises(InvalidInput, match=message) as not_kind:
+            quantity_kind(raw, among=among)
+        assert not isinstance(not_kind.value, WrongKind)

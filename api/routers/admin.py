@@ -1,25 +1,18 @@
 """For administrators: clinics, users (with passwords), instruments, reagent lots."""
 
-from typing import Literal
-
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
-from sqlmodel import col, select
+from pydantic import BaseModel
 
-from api.schemas import Strict, UserOut, UtcTime
+from api.schemas import UserOut
 from api.security import AdminUser, EngineDep
 from lims.db import write_session
-from lims.errors import NotFound
-from lims.parties.models import Clinic, Role
+from lims.parties.models import Role
+from lims.parties.queries import get_clinic
+from lims.parties.schemas import ClinicIn, InstrumentIn, ReagentIn, UserIn
 from lims.parties.service import add_instrument, add_reagent_lot, create_clinic, create_user
 from lims.signatures.passwords import set_password
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-
-
-class ClinicIn(Strict):
-    code: str = Field(min_length=2, max_length=16, pattern=r"^[A-Za-z0-9-]+$")
-    name: str = Field(min_length=1, max_length=200)
 
 
 @router.post("/clinics", status_code=201)
@@ -29,24 +22,10 @@ def new_clinic(engine: EngineDep, user: AdminUser, body: ClinicIn) -> dict[str, 
         return {"code": clinic.code, "name": clinic.name}
 
 
-class UserIn(Strict):
-    username: str = Field(min_length=2, max_length=64, pattern=r"^[a-z0-9._-]+$")
-    printed_name: str = Field(min_length=1, max_length=200)
-    role: Literal["technician", "qa", "clinic", "auditor", "admin"]
-    clinic_code: str | None = Field(default=None, max_length=16)
-    password: str = Field(min_length=1, max_length=256)
-
-
 @router.post("/users", status_code=201, response_model=UserOut)
 def new_user(engine: EngineDep, user: AdminUser, body: UserIn) -> UserOut:
     with write_session(engine) as session:
-        clinic = None
-        if body.clinic_code:
-            clinic = session.exec(
-                select(Clinic).where(col(Clinic.code) == body.clinic_code.upper())
-            ).first()
-            if clinic is None:
-                raise NotFound(f"no clinic {body.clinic_code}", field="clinic_code")
+        clinic = get_clinic(session, code=body.clinic_code) if body.clinic_code else None
         created = create_user(
             session,
             username=body.username,
@@ -62,13 +41,6 @@ def new_user(engine: EngineDep, user: AdminUser, body: UserIn) -> UserOut:
             role=created.role,
             clinic=clinic.code if clinic else None,
         )
-
-
-class InstrumentIn(Strict):
-    asset_tag: str = Field(min_length=1, max_length=32)
-    instrument_type: str = Field(min_length=1, max_length=40)
-    name: str = Field(min_length=1, max_length=200)
-    calibration_due: UtcTime
 
 
 class CreatedOut(BaseModel):
@@ -87,13 +59,6 @@ def new_instrument(engine: EngineDep, user: AdminUser, body: InstrumentIn) -> Cr
             actor=user,
         )
         return CreatedOut(id=inst.id or 0)
-
-
-class ReagentIn(Strict):
-    reagent_type: str = Field(min_length=1, max_length=40)
-    lot_number: str = Field(min_length=1, max_length=64)
-    supplier: str = Field(min_length=1, max_length=200)
-    expires_at: UtcTime
 
 
 @router.post("/reagent-lots", status_code=201, response_model=CreatedOut)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api import idempotency
 from api.schemas import (
@@ -29,20 +29,13 @@ from api.schemas import (
 from api.security import ClinicUser, EngineDep
 from lims.auth.service import api_keys_of, create_api_key, revoke_api_key
 from lims.db import read_session, write_session
-from lims.errors import InvalidInput
 from lims.materials.kinds import MaterialKind, Use
 from lims.materials.service import hand_over, register_material
-from lims.orders.models import DoseOrder
-from lims.orders.service import (
-    cancel_order,
-    confirm_receipt,
-    order_for,
-    patient_for,
-    place_order,
-)
-from lims.parties.models import Clinic, DonorType, Patient, User
+from lims.orders.queries import orders_visible_to
+from lims.orders.service import cancel_order, confirm_receipt, order_for, patient_for, place
+from lims.parties.models import Clinic, DonorType, User
+from lims.parties.queries import patients_visible_to
 from lims.parties.service import register_patient
-from lims.units import QuantityKind, parse_quantity
 
 router = APIRouter(prefix="/clinic", tags=["clinic"])
 IdempotencyKey = Annotated[
@@ -91,14 +84,9 @@ def list_patients(
     engine: EngineDep, user: ClinicUser, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, object]:
     with read_session(engine) as session:
-        rows = session.exec(
-            select(Patient)
-            .where(col(Patient.clinic_id) == user.clinic_id)
-            .order_by(col(Patient.id))
-            .offset(offset)
-            .limit(limit + 1)
-        ).all()
-        return page([patient_out(p) for p in rows], limit, offset)
+        return page(
+            patients_visible_to(session, actor=user, limit=limit, offset=offset), patient_out
+        )
 
 
 @router.get("/patients/{coi_id}", response_model=PatientOut)
@@ -121,16 +109,13 @@ def record_harvest(
         patient = patient_for(session, actor=actor, coi_id=body.coi_id)
         clinic = _clinic(session, actor)
         lipo = body.kind == "lipoaspirate"
-        kind = QuantityKind.VOLUME if lipo else QuantityKind.MASS
-        if body.collected_at.tzinfo is None:
-            raise InvalidInput("collected_at needs a time zone", field="collected_at")
         use = Use.ALLOGENEIC if patient.donor_type == "allogeneic_donor" else Use.AUTOLOGOUS
         material = register_material(
             session,
             kind=MaterialKind(body.kind),
             patient=patient,
             use=use,
-            quantity=parse_quantity(body.quantity, kind, field="quantity"),
+            quantity=body.quantity,
             actor=actor,
             state="EXPECTED" if lipo else "COLLECTED",
             collected_at=body.collected_at,
@@ -158,21 +143,7 @@ def create_order(
 
     def handle(session: Session, actor: User) -> object:
         patient = patient_for(session, actor=actor, coi_id=body.coi_id)
-        order = place_order(
-            session,
-            actor=actor,
-            patient=patient,
-            product=body.product,
-            dose=body.dose,
-            session_number=body.session_number,
-            sessions_total=body.sessions_total,
-            planned_use_at=body.planned_use_at,
-            ship_to=body.ship_to,
-            prescriber=body.prescriber,
-            consent_ref=body.consent_ref,
-            notes=body.notes,
-        )
-        return order_out(session, order)
+        return order_out(session, place(session, actor=actor, patient=patient, details=body))
 
     return idempotency.respond(
         request, engine, user=user, key=key, body=body, status_code=201, handler=handle
@@ -188,11 +159,8 @@ def list_orders(
     status: Annotated[str | None, Query(max_length=16)] = None,
 ) -> dict[str, object]:
     with read_session(engine) as session:
-        query = select(DoseOrder).where(col(DoseOrder.clinic_id) == user.clinic_id)
-        if status:
-            query = query.where(col(DoseOrder.status) == status.upper())
-        rows = session.exec(query.order_by(col(DoseOrder.id)).offset(offset).limit(limit + 1)).all()
-        return page([order_out(session, o) for o in rows], limit, offset)
+        listing = orders_visible_to(session, actor=user, status=status, limit=limit, offset=offset)
+        return page(listing, lambda o: order_out(session, o))
 
 
 @router.get("/orders/{number}", response_model=OrderOut)

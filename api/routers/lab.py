@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api import idempotency
 from api.downloads import content_disposition
+from api.routers import lab_qc
 from api.schemas import (
     MAX_PAGE,
     DbId,
@@ -29,7 +30,8 @@ from lims.documents.labels import render_label
 from lims.errors import NotFound
 from lims.identity.codes import parse_material_id
 from lims.lifecycle import transition
-from lims.materials.models import Material, StorageLocation
+from lims.materials.queries import get_position, made_in_step, materials
+from lims.materials.schemas import StoragePositionDetails
 from lims.materials.service import (
     add_storage_location,
     get_material,
@@ -37,19 +39,15 @@ from lims.materials.service import (
     lab_custodian,
     move_material,
 )
-from lims.orders.models import DoseOrder
+from lims.orders.queries import orders_visible_to
 from lims.orders.service import allocate_order, dispatch_order, order_for
 from lims.parties.models import User
-from lims.qc.models import QcResult
-from lims.qc.service import close_deviation, correct_result, enter_result, get_deviation
-from lims.qc.service import open_deviation as open_deviation_service
 from lims.signatures.models import Meaning
 from lims.signatures.service import sign
-from lims.sops.catalog import SOPS
-from lims.sops.service import definition_of, sop_in_force
-from lims.steps.models import Step, StepInput
-from lims.steps.service import InputBooking, LossBooking, OutputRequest, record_step
-from lims.units import QuantityKind, parse_quantity
+from lims.steps.models import Step
+from lims.steps.queries import sops_in_force, step_input_ids
+from lims.steps.schemas import StepIn
+from lims.steps.service import record_step
 
 router = APIRouter(prefix="/lab", tags=["lab"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
@@ -85,34 +83,6 @@ def receive_shipment(
     )
 
 
-class InputIn(Strict):
-    material_id: str
-    quantity: Any = Field(default=None, examples=["100 mL"])
-
-
-class OutputIn(Strict):
-    quantity: Any = Field(examples=["1.9e7 cells"])
-    container: str | None = Field(default=None, max_length=64)
-
-
-class LossIn(Strict):
-    material_id: str
-    quantity: Any
-    reason: str = Field(min_length=1, max_length=200)
-
-
-class StepIn(Strict):
-    sop_code: str = Field(max_length=32, examples=["SVF-SEP"])
-    inputs: list[InputIn] = Field(min_length=1, max_length=50)
-    outputs: list[OutputIn] = Field(default_factory=list, max_length=50)
-    losses: list[LossIn] = Field(default_factory=list, max_length=50)
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    instrument_ids: list[DbId] = Field(default_factory=list, max_length=20)
-    reagent_lot_ids: list[DbId] = Field(default_factory=list, max_length=20)
-    performed_at: UtcTime | None = None
-    notes: str | None = Field(default=None, max_length=2000)
-
-
 class StepOut(BaseModel):
     id: int
     sop: str
@@ -132,13 +102,14 @@ def create_step(
     """Record a process step against the SOP version in force; every problem is named."""
 
     def handle(session: Session, actor: User) -> object:
+        inputs, outputs, losses = body.bookings()
         result = record_step(
             session,
             sop_code=body.sop_code,
             actor=actor,
-            inputs=[InputBooking(i.material_id, i.quantity) for i in body.inputs],
-            outputs=[OutputRequest(o.quantity, container=o.container) for o in body.outputs],
-            losses=[LossBooking(x.material_id, x.quantity, x.reason) for x in body.losses],
+            inputs=inputs,
+            outputs=outputs,
+            losses=losses,
             parameters=body.parameters,
             instrument_ids=body.instrument_ids,
             reagent_lot_ids=body.reagent_lot_ids,
@@ -167,11 +138,7 @@ def create_step(
 def list_sops(engine: EngineDep, user: LabUser) -> list[dict[str, Any]]:
     """The SOP versions in force, with their typed parameters."""
     with read_session(engine) as session:
-        return [
-            definition_of(sop_in_force(session, code=s.code)).model_dump(mode="json")
-            for s in SOPS
-            if s.version == 1
-        ]
+        return [sop.model_dump(mode="json") for sop in sops_in_force(session)]
 
 
 @router.get("/materials", response_model=Page[MaterialOut])
@@ -185,15 +152,15 @@ def list_materials(
     created_after: UtcTime | None = None,
 ) -> dict[str, object]:
     with read_session(engine) as session:
-        query = select(Material)
-        if kind:
-            query = query.where(col(Material.kind) == kind)
-        if state:
-            query = query.where(col(Material.state) == state.upper())
-        if created_after:
-            query = query.where(col(Material.created_at) >= created_after)
-        rows = session.exec(query.order_by(col(Material.id)).offset(offset).limit(limit + 1)).all()
-        return page([material_out(session, m) for m in rows], limit, offset)
+        listing = materials(
+            session,
+            kind=kind,
+            state=state,
+            created_after=created_after,
+            limit=limit,
+            offset=offset,
+        )
+        return page(listing, lambda m: material_out(session, m))
 
 
 @router.get("/materials/{material_id}", response_model=MaterialOut)
@@ -224,13 +191,8 @@ def move_state(
         return material_out(session, material)
 
 
-class LocationIn(Strict):
-    site: str = Field(max_length=64)
-    freezer: str = Field(max_length=64)
-    rack: str = Field(max_length=32)
-    box: str = Field(max_length=32)
-    position: str = Field(max_length=16)
-    temperature: Any = Field(default=None, examples=["-80 degC"])
+class LocationIn(StoragePositionDetails):
+    """A new storage position."""
 
 
 class LocationOut(BaseModel):
@@ -241,11 +203,6 @@ class LocationOut(BaseModel):
 @router.post("/storage-locations", status_code=201, response_model=LocationOut)
 def new_location(engine: EngineDep, user: LabUser, body: LocationIn) -> LocationOut:
     with write_session(engine) as session:
-        temp = (
-            parse_quantity(body.temperature, QuantityKind.TEMPERATURE, field="temperature")
-            if body.temperature is not None
-            else None
-        )
         loc = add_storage_location(
             session,
             site=body.site,
@@ -254,7 +211,7 @@ def new_location(engine: EngineDep, user: LabUser, body: LocationIn) -> Location
             box=body.box,
             position=body.position,
             actor=user,
-            temperature=temp,
+            temperature=body.temperature,
         )
         return LocationOut(id=loc.id or 0, label=loc.label())
 
@@ -267,152 +224,10 @@ class MoveIn(Strict):
 def move(engine: EngineDep, user: LabUser, material_id: str, body: MoveIn) -> MaterialOut:
     """Put a material in a storage position (one material per position)."""
     with write_session(engine) as session:
-        location = session.get(StorageLocation, body.location_id)
-        if location is None:
-            raise NotFound(f"no storage location {body.location_id}", field="location_id")
+        location = get_position(session, location_id=body.location_id)
         material = get_material(session, material_id, lock=True)
         move_material(session, material=material, location=location, actor=user)
         return material_out(session, material)
-
-
-class QcIn(Strict):
-    material_id: str
-    test_code: str = Field(max_length=32)
-    value: Any = Field(examples=["no growth", "0.8 EU/mL"])
-    tested_at: UtcTime | None = None
-    method: str | None = Field(default=None, max_length=200)
-
-
-class QcOut(BaseModel):
-    id: int
-    material_id: str
-    test: str
-    value: str
-    unit: str | None
-    passed: bool | None
-    specification: str
-    corrects: int | None
-    reason: str | None
-
-
-def _qc_out(material_id: str, r: QcResult) -> QcOut:
-    return QcOut(
-        id=r.id or 0,
-        material_id=material_id,
-        test=r.test_code,
-        value=r.value_text,
-        unit=r.unit,
-        passed=r.passed,
-        specification=f"{r.spec_code} v{r.spec_version}",
-        corrects=r.corrects_id,
-        reason=r.reason,
-    )
-
-
-@router.post("/qc-results", status_code=201, response_model=QcOut)
-def new_result(
-    request: Request, engine: EngineDep, user: LabUser, body: QcIn, key: IdempotencyKey = None
-) -> JSONResponse:
-    """Enter a QC result; an out-of-spec result holds the material and opens a deviation."""
-
-    def handle(session: Session, actor: User) -> object:
-        material = get_material(session, body.material_id, lock=True)
-        result = enter_result(
-            session,
-            material=material,
-            test_code=body.test_code,
-            value=body.value,
-            actor=actor,
-            tested_at=body.tested_at,
-            method=body.method,
-        )
-        return _qc_out(material.material_id, result)
-
-    return idempotency.respond(
-        request, engine, user=user, key=key, body=body, status_code=201, handler=handle
-    )
-
-
-class CorrectionIn(Strict):
-    value: Any
-    reason: str = Field(min_length=1, max_length=2000)
-
-
-@router.post("/qc-results/{result_id}/corrections", status_code=201, response_model=QcOut)
-def correct(
-    engine: EngineDep,
-    user: LabUser,
-    result_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
-    body: CorrectionIn,
-) -> QcOut:
-    """A corrected or retested value, referencing the result it replaces."""
-    with write_session(engine) as session:
-        original = session.get(QcResult, result_id)
-        if original is None:
-            raise NotFound(f"no QC result {result_id}")
-        material = session.get(Material, original.material_id)
-        assert material is not None
-        fixed = correct_result(
-            session, result=original, value=body.value, reason=body.reason, actor=user
-        )
-        return _qc_out(material.material_id, fixed)
-
-
-class DeviationIn(Strict):
-    material_id: str
-    description: str = Field(min_length=1, max_length=4000)
-
-
-class DeviationOut(BaseModel):
-    number: str
-    material_id: str
-    description: str
-    opened_at: datetime
-    closed_at: datetime | None
-    resolution: str | None
-
-
-@router.post("/deviations", status_code=201, response_model=DeviationOut)
-def open_deviation(engine: EngineDep, user: LabUser, body: DeviationIn) -> DeviationOut:
-    with write_session(engine) as session:
-        material = get_material(session, body.material_id)
-        d = open_deviation_service(
-            session, material=material, description=body.description, actor=user
-        )
-        return DeviationOut(
-            number=d.number,
-            material_id=material.material_id,
-            description=d.description,
-            opened_at=d.opened_at,
-            closed_at=None,
-            resolution=None,
-        )
-
-
-class CloseIn(Strict):
-    resolution: str = Field(min_length=1, max_length=4000)
-
-
-@router.post("/deviations/{number}/close", response_model=DeviationOut)
-def close(engine: EngineDep, user: LabUser, number: str, body: CloseIn) -> DeviationOut:
-    """QA closes a deviation with its resolution."""
-    with write_session(engine) as session:
-        d = close_deviation(
-            session,
-            deviation=get_deviation(session, number=number),
-            resolution=body.resolution,
-            actor=user,
-        )
-        material = session.get(Material, d.material_id)
-        assert material is not None
-        return DeviationOut(
-            number=d.number,
-            material_id=material.material_id,
-            description=d.description,
-            opened_at=d.opened_at,
-            closed_at=d.closed_at,
-            resolution=d.resolution,
-        )
 
 
 @router.get("/orders", response_model=Page[OrderOut])
@@ -424,11 +239,8 @@ def orders(
     status: Annotated[str | None, Query(max_length=16)] = None,
 ) -> dict[str, object]:
     with read_session(engine) as session:
-        query = select(DoseOrder)
-        if status:
-            query = query.where(col(DoseOrder.status) == status.upper())
-        rows = session.exec(query.order_by(col(DoseOrder.id)).offset(offset).limit(limit + 1)).all()
-        return page([order_out(session, o) for o in rows], limit, offset)
+        listing = orders_visible_to(session, actor=user, status=status, limit=limit, offset=offset)
+        return page(listing, lambda o: order_out(session, o))
 
 
 class AllocateIn(Strict):
@@ -550,14 +362,8 @@ def get_step(
         step = session.get(Step, step_id)
         if step is None:
             raise NotFound(f"no step {step_id}")
-        inputs = session.exec(
-            select(Material.material_id)
-            .join(StepInput, col(StepInput.material_id) == col(Material.id))
-            .where(col(StepInput.step_id) == step_id)
-        ).all()
-        outputs = session.exec(
-            select(Material).where(col(Material.created_in_step_id) == step_id)
-        ).all()
+        inputs = step_input_ids(session, step_id=step_id)
+        outputs = made_in_step(session, step_id=step_id)
         return StepOut(
             id=step_id,
             sop=step.sop_code,
@@ -566,7 +372,7 @@ def get_step(
             parameters=step.parameters,
             warnings=step.warnings,
             acceptance_failures=step.acceptance_failures,
-            inputs=list(inputs),
+            inputs=inputs,
             outputs=[material_out(session, m) for m in outputs],
         )
 
@@ -597,3 +403,7 @@ def print_label(
                 "X-Document-SHA256": label.sha256,
             },
         )
+
+
+# QC results and deviations, under the same /lab prefix.
+router.include_router(lab_qc.router)

@@ -1,23 +1,17 @@
 """For QA: release (four-eyes, password, meaning 'released') and donor eligibility."""
 
 from fastapi import APIRouter
-from pydantic import Field
 
-from api.schemas import MaterialOut, Strict, material_out
+from api.schemas import MaterialOut, material_out
 from api.security import EngineDep, QaUser
 from lims.db import write_session
 from lims.materials.service import get_material
 from lims.orders.service import patient_for
 from lims.parties.models import User
+from lims.qc.schemas import EligibilityIn, ReleaseIn
 from lims.qc.service import record_donor_eligibility, release
 
 router = APIRouter(prefix="/qa", tags=["qa"])
-
-
-class ReleaseIn(Strict):
-    material_id: str
-    password: str = Field(max_length=256, description="re-entered for the signature")
-    comment: str | None = Field(default=None, max_length=2000)
 
 
 @router.post("/releases", response_model=MaterialOut)
@@ -33,12 +27,6 @@ def release_material(engine: EngineDep, user: QaUser, body: ReleaseIn) -> Materi
             session, material=material, actor=actor, password=body.password, comment=body.comment
         )
         return material_out(session, material)
-
-
-class EligibilityIn(Strict):
-    coi_id: str
-    eligible: bool
-    basis: str = Field(min_length=1, max_length=4000)
 
 
 @router.post("/donor-eligibility", status_code=201)

@@ -7,19 +7,21 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api.security import EngineDep
 from api.web.render import page, redirect_with
 from api.web.session import WebUser, check_csrf, require_role
 from lims.db import read_session, write_session
 from lims.errors import LimsError, NotFound, StepRefused
-from lims.materials.models import Material, StorageLocation
+from lims.materials.queries import box_map, storage_boxes
 from lims.materials.service import get_material, remaining
-from lims.parties.models import LAB_STAFF, Instrument, ReagentLot
-from lims.sops.catalog import SOPS
+from lims.parties.models import LAB_STAFF
+from lims.parties.queries import active_instruments, reagent_lots_of
+from lims.qc.queries import awaiting_results
 from lims.sops.service import definition_of, sop_in_force
 from lims.sops.spec import InputMode, ParamType, SopDefinition
+from lims.steps.queries import work_queue
 from lims.steps.service import InputBooking, LossBooking, OutputRequest, record_step
 from lims.units import KINDS
 
@@ -27,31 +29,12 @@ router = APIRouter(include_in_schema=False)
 STAFF = sorted(LAB_STAFF)
 
 
-def _queue(session: Session) -> list[dict[str, Any]]:
-    """Materials waiting for a step: whatever some SOP in force takes in its state."""
-    rows: list[dict[str, Any]] = []
-    for sop in SOPS:
-        for spec in sop.inputs:
-            found = session.exec(
-                select(Material)
-                .where(
-                    col(Material.kind).in_([k.value for k in spec.kinds]),
-                    col(Material.state).in_(spec.states),
-                )
-                .order_by(col(Material.id))
-                .limit(50)
-            ).all()
-            rows.extend({"material": m, "sop": sop, "left": remaining(m)} for m in found)
-    rows.sort(key=lambda r: (r["material"].id, r["sop"].code))
-    return rows
-
-
 @router.get("/bench", response_class=HTMLResponse)
 def bench(request: Request, engine: EngineDep, user: WebUser) -> Response:
     require_role(user, *STAFF)
     with read_session(engine) as session:
-        queue = _queue(session)
-        qc = session.exec(select(Material).where(col(Material.state) == "QC_TESTING")).all()
+        queue = work_queue(session)
+        qc = awaiting_results(session)
     return page(request, "bench.html", user=user, queue=queue, qc=qc)
 
 
@@ -60,16 +43,8 @@ def _sop(session: Session, code: str) -> SopDefinition:
 
 
 def _choices(session: Session, sop: SopDefinition) -> dict[str, Any]:
-    instruments = {
-        t: session.exec(
-            select(Instrument).where(col(Instrument.instrument_type) == t, col(Instrument.active))
-        ).all()
-        for t in sop.instrument_types
-    }
-    reagents = {
-        t: session.exec(select(ReagentLot).where(col(ReagentLot.reagent_type) == t)).all()
-        for t in sop.reagent_types
-    }
+    instruments = {t: active_instruments(session, instrument_type=t) for t in sop.instrument_types}
+    reagents = {t: reagent_lots_of(session, reagent_type=t) for t in sop.reagent_types}
     return {"instruments": instruments, "reagents": reagents}
 
 
@@ -225,32 +200,9 @@ def storage(
 ) -> Response:
     require_role(user, *STAFF)
     with read_session(engine) as session:
-        boxes = session.exec(
-            select(
-                StorageLocation.site,
-                StorageLocation.freezer,
-                StorageLocation.rack,
-                StorageLocation.box,
-            )
-            .distinct()
-            .order_by(StorageLocation.site, StorageLocation.freezer)
-        ).all()
-        positions = session.exec(
-            select(StorageLocation)
-            .where(
-                col(StorageLocation.site) == site,
-                col(StorageLocation.freezer) == freezer,
-                col(StorageLocation.rack) == rack,
-                col(StorageLocation.box) == box,
-            )
-            .order_by(col(StorageLocation.position))
-        ).all()
-        held = {
-            m.location_id: m
-            for m in session.exec(
-                select(Material).where(col(Material.location_id).in_([p.id for p in positions]))
-            ).all()
-        }
+        boxes = storage_boxes(session)
+        here = box_map(session, site=site, freezer=freezer, rack=rack, box=box)
+    positions, held = here.positions, here.held
     if site and not positions:
         raise NotFound(f"no box {site}/{freezer}/{rack}/{box}")
     return page(

@@ -6,19 +6,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import col, select
 
 from api.security import EngineDep
 from api.web.render import page, redirect_with
 from api.web.session import WebUser, check_csrf, require_role
 from lims.custody.ledger import history
-from lims.custody.models import CustodyEvent
 from lims.db import read_session, utcnow, write_session
-from lims.errors import InvalidInput, LimsError
+from lims.errors import LimsError
 from lims.materials.models import Material
-from lims.orders.models import DoseOrder
+from lims.orders.queries import order_timeline, orders_visible_to
 from lims.orders.service import confirm_receipt, order_for, patient_for, place_order
+from lims.paging import MAX_PAGE
 from lims.parties.models import Patient, Role
+from lims.parties.queries import patients_visible_to
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,16 +33,8 @@ def _home(
     form: dict[str, str] | None = None,
 ) -> Response:
     with read_session(engine) as session:
-        patients = session.exec(
-            select(Patient)
-            .where(col(Patient.clinic_id) == user.clinic_id)
-            .order_by(col(Patient.id))
-        ).all()
-        orders = session.exec(
-            select(DoseOrder)
-            .where(col(DoseOrder.clinic_id) == user.clinic_id)
-            .order_by(col(DoseOrder.id))
-        ).all()
+        patients = patients_visible_to(session, actor=user, limit=MAX_PAGE)
+        orders = orders_visible_to(session, actor=user, limit=MAX_PAGE)
     return page(
         request,
         "portal.html",
@@ -69,10 +61,6 @@ async def order(request: Request, engine: EngineDep, user: WebUser) -> Response:
     check_csrf(request, form.get("csrf"))
     try:
         planned = datetime.fromisoformat(form.get("planned_use_at", ""))
-        if planned.tzinfo is None:
-            raise InvalidInput(
-                "give the planned time with its time zone, e.g. +09:00", field="planned_use_at"
-            )
         with write_session(engine) as session:
             made = place_order(
                 session,
@@ -104,11 +92,7 @@ def order_page(request: Request, engine: EngineDep, user: WebUser, number: str) 
             if the_order.dose_material_id
             else None
         )
-        timeline = session.exec(
-            select(CustodyEvent)
-            .where(col(CustodyEvent.entity) == "order", col(CustodyEvent.entity_id) == number)
-            .order_by(col(CustodyEvent.seq))
-        ).all()
+        timeline = order_timeline(session, order=the_order)
         dose_events = history(session, material_id=dose.material_id) if dose else []
         patient = session.get(Patient, the_order.patient_id)
     return page(

@@ -5,16 +5,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlmodel import col, select
 
 from api.security import EngineDep
 from api.web.render import page, redirect_with
 from api.web.session import WebUser, check_csrf, require_role
 from lims.db import read_session, write_session
 from lims.errors import LimsError
-from lims.materials.models import Material
 from lims.materials.service import get_material
 from lims.parties.models import Role
+from lims.qc.queries import qa_queue
 from lims.qc.service import current_results, deviations_of, specification_of
 from lims.qc.service import release as release_service
 from lims.qc.specs import limit_text
@@ -26,14 +25,7 @@ router = APIRouter(include_in_schema=False)
 def qa_home(request: Request, engine: EngineDep, user: WebUser) -> Response:
     require_role(user, Role.QA, Role.ADMIN)
     with read_session(engine) as session:
-        waiting = session.exec(
-            select(Material)
-            .where(
-                col(Material.state).in_(["QC_TESTING", "ON_HOLD", "QC_PASSED"]),
-                col(Material.kind).in_(["aape_lot", "svf", "dp_culture"]),
-            )
-            .order_by(col(Material.id))
-        ).all()
+        waiting = qa_queue(session)
     return page(request, "qa.html", user=user, waiting=waiting)
 
 

@@ -61,8 +61,36 @@ class Label:
     lines: list[str]
 
 
-def label_lines(session: Session, *, material: Material) -> list[str]:
-    """The text a label shows, in order (also what the web page previews)."""
+@dataclass(frozen=True)
+class LabelText:
+    """What a label says, field by field; ``lines`` is the printed text, in order."""
+
+    printed_id: str
+    product: str
+    patient_coi: str | None
+    expiry: str
+    storage: str
+    released_by: str
+    statement: str | None
+
+    @property
+    def lines(self) -> list[str]:
+        lines = [
+            self.printed_id,
+            self.product,
+            f"Patient {self.patient_coi or '?'}",
+            self.expiry,
+            self.storage,
+            self.released_by,
+        ]
+        if self.statement:
+            lines.append(self.statement)
+        lines.append(TEMPLATE_VERSION)
+        return lines
+
+
+def label_text(session: Session, *, material: Material) -> LabelText:
+    """What a material's label says (the printed label, the web preview, the API)."""
     patient = session.get(Patient, material.recipient_id or material.patient_id)
     location = session.get(StorageLocation, material.location_id) if material.location_id else None
     storage = (
@@ -74,18 +102,20 @@ def label_lines(session: Session, *, material: Material) -> list[str]:
         f"EXP {material.expires_at:%Y-%m-%d %H:%M} UTC" if material.expires_at else "EXP not set"
     )
     settings = get_settings()
-    lines = [
-        format_material_id(material.material_id),
-        PRODUCTS.get(material.kind, material.kind),
-        f"Patient {patient.coi_id if patient else '?'}",
-        expiry,
-        storage,
-        f"Released by {settings.facility_name} ({settings.facility_code})",
-    ]
-    if material.use == "autologous":
-        lines.append("FOR AUTOLOGOUS USE ONLY")
-    lines.append(TEMPLATE_VERSION)
-    return lines
+    return LabelText(
+        printed_id=format_material_id(material.material_id),
+        product=PRODUCTS.get(material.kind, material.kind),
+        patient_coi=patient.coi_id if patient else None,
+        expiry=expiry,
+        storage=storage,
+        released_by=f"Released by {settings.facility_name} ({settings.facility_code})",
+        statement="FOR AUTOLOGOUS USE ONLY" if material.use == "autologous" else None,
+    )
+
+
+def label_lines(session: Session, *, material: Material) -> list[str]:
+    """The text a label shows, in order (also what the web page previews)."""
+    return label_text(session, material=material).lines
 
 
 def render_label(session: Session, *, material: Material, size: str, actor: User) -> Label:

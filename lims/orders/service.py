@@ -21,39 +21,20 @@ from lims.lifecycle import transition
 from lims.materials.models import Material
 from lims.materials.service import hand_over
 from lims.orders.models import DoseOrder, OrderStatus, Product
+from lims.orders.schemas import OrderDetails, order_details
 from lims.parties.models import LAB_STAFF, Clinic, Patient, Role, User
+from lims.parties.queries import clinic_scope
 from lims.qc.service import current_results
 from lims.steps.service import InputBooking, OutputRequest, record_step
-from lims.units import KINDS, Quantity, QuantityKind, parse_quantity
+from lims.units import Quantity, QuantityKind, parse_quantity, quantize
 
 # Each AAPE vial is reconstituted in 4 mL (AAPE-LOT-SPEC v1 appearance/reconstitution test;
 # a 4 mL dose is the basis of the endotoxin limit, domain.md B). Data, with its source.
 AAPE_RECONSTITUTION_PER_VIAL = parse_quantity("4 mL", QuantityKind.VOLUME)
-DOSE_KINDS = {
-    Product.AAPE: (QuantityKind.VIALS, QuantityKind.VOLUME, QuantityKind.MASS),
-    Product.DP_CELLS: (QuantityKind.CELLS,),
-}
-# The largest dose one session can plausibly need; above it an order is a typing error.
-MAX_DOSE = {
-    QuantityKind.VIALS: ("10 vials", "[I]; 2-4 mL per session [25][26]"),
-    QuantityKind.VOLUME: ("20 mL", "2 mL per half-scalp [25]; [I] margin"),
-    QuantityKind.MASS: ("10 mg", "0.3-0.6 ug protein per injection site [24]; [I] margin"),
-    QuantityKind.CELLS: ("7.5e6 cells", "DSC doses 3e5-7.5e6 cells [29]"),
-}
-MAX_SESSIONS = 12  # DOSE-ALLOCATE v1 session_number 1-12 (4-6 sessions [2]; 6 [3])
 LAB_ROLES = LAB_STAFF
 
 
 # --- tenancy ---------------------------------------------------------------------------
-
-
-def clinic_scope(actor: User) -> int | None:
-    """The clinic an actor is confined to (None: lab staff and auditors see every clinic)."""
-    if Role(actor.role) is Role.CLINIC:
-        if actor.clinic_id is None:
-            raise RuleViolation("a clinic account without a clinic cannot see anything")
-        return actor.clinic_id
-    return None
 
 
 def patient_for(session: Session, *, actor: User, coi_id: str) -> Patient:
@@ -83,50 +64,66 @@ def order_for(session: Session, *, actor: User, number: str, lock: bool = False)
     return order
 
 
-def orders_visible_to(
-    session: Session, *, actor: User, status: str | None = None, limit: int = 100, offset: int = 0
-) -> list[DoseOrder]:
-    query = select(DoseOrder)
-    scope = clinic_scope(actor)
-    if scope is not None:
-        query = query.where(col(DoseOrder.clinic_id) == scope)
-    if status:
-        query = query.where(col(DoseOrder.status) == status)
-    return list(
-        session.exec(query.order_by(col(DoseOrder.id)).offset(offset).limit(min(limit, 500))).all()
-    )
-
-
 # --- placing and cancelling --------------------------------------------------------------
 
 
-def _dose(product: Product, raw: object) -> Quantity:
-    last: InvalidInput | None = None
-    for kind in DOSE_KINDS[product]:
-        try:
-            q = parse_quantity(raw, kind, field="dose")
-        except InvalidInput as exc:
-            if not exc.message.startswith(f"expected {KINDS[kind].noun},"):
-                raise  # not a wrong dimension: negative, not a number, too large...
-            last = last or exc
-            continue
-        if q.canonical <= 0:
-            raise InvalidInput("a dose must be more than zero", field="dose")
-        ceiling, source = MAX_DOSE[kind]
-        if q > parse_quantity(ceiling, kind):
-            raise InvalidInput(
-                f"{q} is above the largest plausible dose {ceiling} ({source})", field="dose"
-            )
-        return q
-    allowed = {
-        QuantityKind.VIALS: "vials",
-        QuantityKind.VOLUME: "reconstituted mL",
-        QuantityKind.MASS: "µg of protein",
-        QuantityKind.CELLS: "cells",
-    }
-    units = ", ".join(allowed[k] for k in DOSE_KINDS[product])
-    got = last.message.split("got ")[-1] if last else repr(raw)
-    raise InvalidInput(f"a {product.value} dose is given in {units}; got {got}", field="dose")
+def place(session: Session, *, actor: User, patient: Patient, details: OrderDetails) -> DoseOrder:
+    """A clinic orders one dose for one treatment session of its patient (``details`` were
+    checked when the model was built)."""
+    scope = clinic_scope(actor)
+    if Role(actor.role) not in (LAB_ROLES | {Role.CLINIC}):
+        raise RuleViolation(f"a {actor.role} account cannot place orders")
+    if scope is not None and patient.clinic_id != scope:
+        raise NotFound(f"no patient {patient.coi_id}", field="coi_id")
+    # Not part of the model: a flow re-run validates its request again, days later.
+    if details.planned_use_at <= utcnow():
+        raise InvalidInput("planned use must be in the future", field="planned_use_at")
+    quantity = details.dose
+    order = DoseOrder(
+        # A placeholder unique to this transaction until the id gives the number: one
+        # shared value ("pending") made every concurrent order wait on the unique index
+        # for the previous order's whole transaction (bench/api.py, docs/performance.md).
+        number=f"tmp-{secrets.token_hex(6)}",
+        clinic_id=patient.clinic_id,
+        patient_id=patient.id,  # type: ignore[arg-type]
+        product=details.product,
+        dose_value=quantity.value,
+        dose_unit=quantity.unit,
+        dose_kind=quantity.kind,
+        dose_canonical=quantity.canonical,
+        session_number=details.session_number,
+        sessions_total=details.sessions_total,
+        planned_use_at=details.planned_use_at,
+        ship_to=details.ship_to,
+        prescriber=details.prescriber,
+        consent_ref=details.consent_ref,
+        notes=details.notes,
+        status=OrderStatus.PLACED,
+        placed_by_id=actor.id,  # type: ignore[arg-type]
+    )
+    session.add(order)
+    session.flush()
+    order.number = f"ORD-{order.id:06d}"
+    session.add(order)
+    session.flush()
+    ledger.append(
+        session,
+        actor=actor,
+        action="order.placed",
+        entity="order",
+        entity_id=order.number,
+        new={
+            "patient": patient.coi_id,
+            "product": details.product,
+            "dose": quantity,
+            "session": f"{details.session_number}/{details.sessions_total}",
+            "planned_use_at": details.planned_use_at,
+            "ship_to": order.ship_to,
+            "prescriber": order.prescriber,
+            "consent_ref": order.consent_ref,
+        },
+    )
+    return order
 
 
 def place_order(
@@ -144,82 +141,19 @@ def place_order(
     consent_ref: str,
     notes: str | None = None,
 ) -> DoseOrder:
-    """A clinic orders one dose for one treatment session of its patient."""
-    scope = clinic_scope(actor)
-    if Role(actor.role) not in (LAB_ROLES | {Role.CLINIC}):
-        raise RuleViolation(f"a {actor.role} account cannot place orders")
-    if scope is not None and patient.clinic_id != scope:
-        raise NotFound(f"no patient {patient.coi_id}", field="coi_id")
-    try:
-        product = Product(product)
-    except ValueError:
-        raise InvalidInput(
-            f"product is one of {', '.join(p.value for p in Product)}", field="product"
-        ) from None
-    quantity = _dose(product, dose)
-    if not (1 <= sessions_total <= MAX_SESSIONS and 1 <= session_number <= sessions_total):
-        raise InvalidInput(
-            f"session {session_number} of {sessions_total}: sessions run 1 to "
-            f"at most {MAX_SESSIONS}",
-            field="session_number",
-        )
-    if planned_use_at.tzinfo is None:
-        raise InvalidInput("planned use needs a time zone", field="planned_use_at")
-    if planned_use_at <= utcnow():
-        raise InvalidInput("planned use must be in the future", field="planned_use_at")
-    texts = {
-        "ship_to": (ship_to, 300),
-        "prescriber": (prescriber, 200),
-        "consent_ref": (consent_ref, 64),
-    }
-    for name, (value, limit) in texts.items():
-        if not isinstance(value, str) or not value.strip() or len(value) > limit:
-            raise InvalidInput(f"{name} is required (at most {limit} characters)", field=name)
-    order = DoseOrder(
-        # A placeholder unique to this transaction until the id gives the number: one
-        # shared value ("pending") made every concurrent order wait on the unique index
-        # for the previous order's whole transaction (bench/api.py, docs/performance.md).
-        number=f"tmp-{secrets.token_hex(6)}",
-        clinic_id=patient.clinic_id,
-        patient_id=patient.id,  # type: ignore[arg-type]
+    """``place`` from plain values (a web form, a script), checked by OrderDetails."""
+    details = order_details(
         product=product,
-        dose_value=quantity.value,
-        dose_unit=quantity.unit,
-        dose_kind=quantity.kind,
-        dose_canonical=quantity.canonical,
+        dose=dose,
         session_number=session_number,
         sessions_total=sessions_total,
         planned_use_at=planned_use_at,
-        ship_to=ship_to.strip(),
-        prescriber=prescriber.strip(),
-        consent_ref=consent_ref.strip(),
+        ship_to=ship_to,
+        prescriber=prescriber,
+        consent_ref=consent_ref,
         notes=notes,
-        status=OrderStatus.PLACED,
-        placed_by_id=actor.id,  # type: ignore[arg-type]
     )
-    session.add(order)
-    session.flush()
-    order.number = f"ORD-{order.id:06d}"
-    session.add(order)
-    session.flush()
-    ledger.append(
-        session,
-        actor=actor,
-        action="order.placed",
-        entity="order",
-        entity_id=order.number,
-        new={
-            "patient": patient.coi_id,
-            "product": product,
-            "dose": quantity,
-            "session": f"{session_number}/{sessions_total}",
-            "planned_use_at": planned_use_at,
-            "ship_to": order.ship_to,
-            "prescriber": order.prescriber,
-            "consent_ref": order.consent_ref,
-        },
-    )
-    return order
+    return place(session, actor=actor, patient=patient, details=details)
 
 
 def _set_status(
@@ -338,8 +272,15 @@ def allocate_order(
     lot = lot or find_lot(session, order=order)
     patient = session.get(Patient, order.patient_id)
     assert patient is not None
-    amount = vials_needed(session, order=order, lot=lot)
-    unit = "cells" if order.product == Product.DP_CELLS else "vials"
+    needed = vials_needed(session, order=order, lot=lot)
+    cells = order.product == Product.DP_CELLS
+    # Typed, not printed and parsed again: the step books exactly this Decimal.
+    amount = Quantity(
+        value=needed,
+        unit="cells" if cells else "vials",
+        kind=QuantityKind.CELLS if cells else QuantityKind.VIALS,
+        canonical=quantize(needed),
+    )
     parameters: dict[str, object] = {
         "recipient_coi": patient.coi_id,
         "recipient_identifier_1": patient.identifier_1,
@@ -347,13 +288,13 @@ def allocate_order(
         "session_number": order.session_number,
     }
     if order.product == Product.AAPE:
-        parameters["reconstitution_volume"] = str(AAPE_RECONSTITUTION_PER_VIAL)
+        parameters["reconstitution_volume"] = AAPE_RECONSTITUTION_PER_VIAL
     result = record_step(
         session,
         sop_code="DOSE-ALLOCATE",
         actor=actor,
-        inputs=[InputBooking(lot.material_id, f"{amount} {unit}")],
-        outputs=[OutputRequest(f"{amount} {unit}")],
+        inputs=[InputBooking(lot.material_id, amount)],
+        outputs=[OutputRequest(amount)],
         parameters=parameters,
         notes=f"order {order.number}",
         idempotency_key=f"order:{order.number}:allocate",
@@ -367,7 +308,7 @@ def allocate_order(
         actor,
         dose=dose.material_id,
         lot=lot.material_id,
-        amount=f"{amount} {unit}",
+        amount=str(amount),
     )
     return dose
 
@@ -383,7 +324,7 @@ def dispatch_order(
     scanned_label: str,
     shipper: str,
     temperature_logger: str,
-    transit: str,
+    transit: str | dict[str, str] | Quantity,
 ) -> Material:
     """Run the dispatch gate with the order's identity, then hand the dose to the courier."""
     if Role(actor.role) not in LAB_ROLES:

@@ -1,12 +1,14 @@
-"""Reads of parties: the one place a user, clinic or patient is looked up by its key."""
+"""Reads of parties: the one place a user, clinic, patient, instrument or reagent lot is
+looked up, and the lists of them (a clinic user only ever sees its own clinic's patients)."""
 
 from __future__ import annotations
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from lims.errors import NotFound
-from lims.parties.models import Clinic, Patient, User
+from lims.errors import NotFound, RuleViolation
+from lims.paging import Listing, page_of
+from lims.parties.models import Clinic, Instrument, Patient, ReagentLot, Role, User
 
 
 def find_user(session: Session, *, username: str) -> User | None:
@@ -30,3 +32,77 @@ def find_clinic(session: Session, *, code: str) -> Clinic | None:
 def patient_count(session: Session) -> int:
     """How many patients and donors are registered (every clinic)."""
     return session.exec(select(func.count()).select_from(Patient)).one()
+
+
+def clinic_scope(actor: User) -> int | None:
+    """The clinic an actor is confined to (None: lab staff and auditors see every clinic)."""
+    if Role(actor.role) is Role.CLINIC:
+        if actor.clinic_id is None:
+            raise RuleViolation("a clinic account without a clinic cannot see anything")
+        return actor.clinic_id
+    return None
+
+
+def get_clinic(session: Session, *, code: str) -> Clinic:
+    """The clinic with this code (codes are stored upper-case); NotFound when there is none."""
+    found = session.exec(select(Clinic).where(col(Clinic.code) == code.strip().upper())).first()
+    if found is None:
+        raise NotFound(f"no clinic {code}", field="clinic_code")
+    return found
+
+
+def patients_visible_to(
+    session: Session, *, actor: User, limit: int = 50, offset: int = 0
+) -> Listing[Patient]:
+    """The patients the actor may see, oldest first (a clinic user: its clinic's only)."""
+    query = select(Patient)
+    scope = clinic_scope(actor)
+    if scope is not None:
+        query = query.where(col(Patient.clinic_id) == scope)
+    return page_of(query.order_by(col(Patient.id)), session, limit=limit, offset=offset)
+
+
+def active_instruments(session: Session, *, instrument_type: str) -> list[Instrument]:
+    """The instruments of one type that are in service, in the order they were added."""
+    return list(
+        session.exec(
+            select(Instrument)
+            .where(col(Instrument.instrument_type) == instrument_type, col(Instrument.active))
+            .order_by(col(Instrument.id))
+        ).all()
+    )
+
+
+def reagent_lots_of(session: Session, *, reagent_type: str) -> list[ReagentLot]:
+    """Every lot of one reagent, in the order they were received."""
+    return list(
+        session.exec(
+            select(ReagentLot)
+            .where(col(ReagentLot.reagent_type) == reagent_type)
+            .order_by(col(ReagentLot.id))
+        ).all()
+    )
+
+
+def instrument_ids(session: Session, *, asset_tags: list[str]) -> list[int]:
+    """The ids of instruments named by asset tag, in order; NotFound for an unknown tag."""
+    ids = []
+    for tag in asset_tags:
+        row = session.exec(select(Instrument).where(col(Instrument.asset_tag) == tag)).first()
+        if row is None or row.id is None:
+            raise NotFound(f"no instrument with asset tag {tag!r}", field="instruments")
+        ids.append(row.id)
+    return ids
+
+
+def reagent_lot_id(session: Session, *, reagent_type: str, lot_number: str) -> int:
+    """The id of one reagent's lot; NotFound when there is no such lot."""
+    row = session.exec(
+        select(ReagentLot).where(
+            col(ReagentLot.reagent_type) == reagent_type,
+            col(ReagentLot.lot_number) == lot_number,
+        )
+    ).first()
+    if row is None or row.id is None:
+        raise NotFound(f"no {reagent_type} lot {lot_number!r}", field="reagent_lots")
+    return row.id

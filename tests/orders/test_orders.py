@@ -14,13 +14,13 @@ from lims.errors import InvalidInput, NotFound, RuleViolation, StepRefused
 from lims.lifecycle import transition
 from lims.materials.service import get_material
 from lims.orders.models import DoseOrder
+from lims.orders.queries import orders_visible_to
 from lims.orders.service import (
     allocate_order,
     cancel_order,
     confirm_receipt,
     dispatch_order,
     order_for,
-    orders_visible_to,
     patient_for,
     place_order,
     vials_needed,
