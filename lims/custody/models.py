@@ -49,3 +49,19 @@ class CustodyMaterial(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     seq: int = Field(foreign_key="custody_event.seq", index=True)
     material_id: str = Field(sa_type=String(14), index=True)
+
+
+class CustodyCheckpoint(SQLModel, table=True):
+    """A signed tree head: the Merkle root of the first ``tree_size`` events, signed with the
+    lab's Ed25519 key (docs/custody.md gives the signed bytes). Append-only, like the events."""
+
+    __tablename__ = "custody_checkpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    tree_size: int = Field(index=True)
+    root_hash: str = Field(sa_type=String(64))
+    # The chain hash of event ``tree_size``: ties the tree head to the hash chain.
+    last_hash: str = Field(sa_type=String(64))
+    made_at: datetime = Field(sa_type=UTCDateTime)
+    key_id: str = Field(sa_type=String(16))
+    signature: str = Field(sa_type=String(128))
