@@ -27,7 +27,7 @@ import base64
 import hashlib
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,10 +232,16 @@ class VerifyResult:
         return f"BROKEN at event {self.broken_seq}: {self.problem}"
 
 
-def verify_events(events: Iterable[dict[str, Any]], *, partial: bool = False) -> VerifyResult:
+def verify_events(
+    events: Iterable[dict[str, Any]],
+    *,
+    partial: bool = False,
+    each: Callable[[dict[str, Any], bytes], None] | None = None,
+) -> VerifyResult:
     """Check sequence, links and hashes; stop at the first broken event.
 
-    ``partial`` accepts a first event that does not start at seq 1 (an export --since).
+    ``partial`` accepts a first event that does not start at seq 1 (an export --since);
+    ``each`` is given every verified event with its canonical bytes.
     """
     result = VerifyResult()
     expected_seq: int | None = None
@@ -261,7 +267,8 @@ def verify_events(events: Iterable[dict[str, Any]], *, partial: bool = False) ->
             result.problem = "prev_hash does not match the previous event's hash"
             result.broken_seq = seq
             return result
-        recomputed = event_hash(event)
+        data = canonical_bytes(event)
+        recomputed = hashlib.sha256(data).hexdigest()
         if event.get("hash") != recomputed:
             result.problem = f"hash mismatch: stored {event.get('hash')}, recomputed {recomputed}"
             result.broken_seq = seq
@@ -270,6 +277,8 @@ def verify_events(events: Iterable[dict[str, Any]], *, partial: bool = False) ->
             result.first_seq = seq
         result.last_seq = seq
         result.events += 1
+        if each is not None:
+            each(event, data)
         prev = recomputed
         expected_seq = seq + 1
     result.last_hash = prev
@@ -313,20 +322,18 @@ def verify_against_checkpoints(
     roots: dict[int, tuple[str, str]] = {}  # size -> (Merkle root, chain hash of event size)
     stack: list[tuple[int, bytes]] = []  # the perfect subtrees so far, as (height, hash)
 
-    def collect() -> Iterator[dict[str, Any]]:
-        for event in events:
-            yield event
-            node = (0, leaf_hash(canonical_bytes(event)))
-            while stack and stack[-1][0] == node[0]:
-                node = (node[0] + 1, node_hash(stack.pop()[1], node[1]))
-            stack.append(node)
-            if event.get("seq") in sizes:
-                root = stack[-1][1]
-                for _, left in reversed(stack[:-1]):
-                    root = node_hash(left, root)
-                roots[event["seq"]] = (root.hex(), str(event.get("hash")))
+    def add(event: dict[str, Any], data: bytes) -> None:
+        node = (0, leaf_hash(data))
+        while stack and stack[-1][0] == node[0]:
+            node = (node[0] + 1, node_hash(stack.pop()[1], node[1]))
+        stack.append(node)
+        if event["seq"] in sizes:
+            root = stack[-1][1]
+            for _, left in reversed(stack[:-1]):
+                root = node_hash(left, root)
+            roots[event["seq"]] = (root.hex(), str(event["hash"]))
 
-    notes, result = result.notes, verify_events(collect())
+    notes, result = result.notes, verify_events(events, each=add)
     result.notes[:0] = notes
     if not result.ok:
         return result
