@@ -229,6 +229,8 @@ class VerifyResult:
         if self.ok:
             span = f"seq {self.first_seq}-{self.last_seq}" if self.events else "empty ledger"
             return f"OK: {self.events} events verified ({span}), head {self.last_hash[:16]}"
+        if self.broken_seq is None:
+            return f"BROKEN: {self.problem}"
         return f"BROKEN at event {self.broken_seq}: {self.problem}"
 
 
@@ -382,6 +384,9 @@ def verify_dossier(dossier: dict[str, Any], *, key: str | None) -> VerifyResult:
             return result
     for entry in dossier.get("events", []):
         seq = entry.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            result.problem, result.broken_seq = f"an entry has no integer seq: {seq!r}", None
+            return result
         result.broken_seq = seq
         data = str(entry.get("canonical", "")).encode("utf-8")
         try:
@@ -391,6 +396,9 @@ def verify_dossier(dossier: dict[str, Any], *, key: str | None) -> VerifyResult:
             return result
         if event.get("seq") != seq or entry.get("leaf_index") != seq - 1 or seq not in listed:
             result.problem = f"canonical bytes, leaf_index or listing disagree on seq {seq}"
+            return result
+        if canonical_bytes(event) != data:
+            result.problem = "the event's bytes are not in canonical form"
             return result
         if hashlib.sha256(data).hexdigest() != entry.get("hash"):
             result.problem = "the canonical bytes do not hash to the event's chain hash"
@@ -416,7 +424,12 @@ def verify_dossier(dossier: dict[str, Any], *, key: str | None) -> VerifyResult:
 def _is_dossier(path: str) -> bool:
     with open(path, encoding="utf-8") as handle:
         first = handle.readline().strip()
-    return first == "{" or '"format"' in first
+    if first == "{":  # a dossier as written (indented); an export line is a whole object
+        return True
+    try:
+        return json.loads(first).get("format") == DOSSIER_FORMAT
+    except (json.JSONDecodeError, AttributeError):
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
