@@ -226,3 +226,20 @@ def test_tree_over_the_ledger_matches_the_checkpoint(engine: Engine, world: Worl
     cp = _checkpoint(engine)
     with read_session(engine) as s:
         assert ledger_tree(s).root().hex() == cp["root_hash"]
+
+
+def test_the_key_from_settings(tmp_path: Path) -> None:
+    from lims.custody.keys import checkpoint_key, key_id, private_pem
+    from lims.settings import CheckpointSettings
+
+    with pytest.raises(ValueError, match="LIMS_CHECKPOINT_KEY must be set in production"):
+        CheckpointSettings(environment="production")
+    given = CheckpointSettings(environment="production", checkpoint_key=private_pem(KEY).decode())
+    assert key_id(checkpoint_key(given)) == key_id(KEY)
+    (tmp_path / "lab.pem").write_bytes(private_pem(KEY))
+    from_file = CheckpointSettings(checkpoint_key=str(tmp_path / "lab.pem"))
+    assert key_id(checkpoint_key(from_file)) == key_id(KEY)
+    generated = CheckpointSettings(checkpoint_key_file=tmp_path / "var" / "checkpoint_key")
+    first = key_id(checkpoint_key(generated))
+    assert key_id(checkpoint_key(generated)) == first  # generated once, then kept
+    assert (tmp_path / "var" / "checkpoint_key").stat().st_mode & 0o777 == 0o600
