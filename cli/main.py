@@ -202,17 +202,32 @@ def custody_checkpoint(
         False, "--if-due", help="only if LIMS_CHECKPOINT_EVERY events were appended since"
     ),
 ) -> None:
-    """Sign a checkpoint (Merkle tree head) over the ledger as it is now."""
-    from lims.custody.checkpoint import checkpoint_due, checkpoint_json, make_checkpoint
+    """Sign a checkpoint (Merkle tree head) over the ledger as it is now; with LIMS_TSA_URL,
+    send it and any pending ones to the time-stamping authority (a TSA that is down leaves
+    them pending, never fails the checkpoint)."""
+    from lims.custody.checkpoint import checkpoint_document, checkpoint_due, make_checkpoint
     from lims.custody.keys import checkpoint_key, public_pem
+    from lims.custody.tsa import timestamp_pending
     from lims.settings import get_checkpoint_settings
 
+    settings = get_checkpoint_settings()
     key = checkpoint_key()
-    with write_session(_engine()) as session:
-        if if_due and not checkpoint_due(session, every=get_checkpoint_settings().checkpoint_every):
+    engine = _engine()
+    with write_session(engine) as session:
+        if if_due and not checkpoint_due(session, every=settings.checkpoint_every):
             console.print("no checkpoint due")
             return
-        data = checkpoint_json(make_checkpoint(session, key=key), public_key=public_pem(key))
+        made = make_checkpoint(session, key=key)
+    if settings.tsa_url:
+        run = timestamp_pending(engine, url=settings.tsa_url, timeout=settings.tsa_timeout_seconds)
+        console.print(
+            f"timestamps: {len(run.stamped)} stamped, {len(run.pending)} still pending",
+            highlight=False,
+        )
+        for problem in run.problems:
+            console.print(f"  [yellow]{problem}[/yellow]", highlight=False)
+    with read_session(engine) as session:
+        data = checkpoint_document(session, made, public_key=public_pem(key))
     console.print(
         f"checkpoint {data['id']}: {data['tree_size']} events, root {data['root_hash']}",
         highlight=False,

@@ -22,6 +22,7 @@ from flows.common import LabModel, engine_for, lab_task, label
 from lims.custody.checkpoint import checkpoint_due, make_checkpoint
 from lims.custody.keys import checkpoint_key
 from lims.custody.ledger import verify_chain
+from lims.custody.tsa import timestamp_pending
 from lims.db import read_session, write_session
 from lims.errors import LimsError
 from lims.qc.service import QC_TURNAROUND, expire_due, overdue_qc
@@ -53,11 +54,17 @@ class CheckpointMade(LabModel):
     root_hash: str
 
 
+class TimestampsSent(LabModel):
+    stamped: list[int]
+    pending: list[int]
+
+
 class MaintenanceReport(LabModel):
     expired: list[str]
     overdue_qc: list[OverdueItem]
     custody: ChainCheck
     checkpoint: CheckpointMade | None = None
+    timestamps: TimestampsSent | None = None
 
 
 @lab_task(name="expire due materials", run_name="expire due lots and doses")
@@ -123,6 +130,21 @@ def sign_checkpoint(database_url: str | None, every: int | None) -> CheckpointMa
         return CheckpointMade(id=made.id, tree_size=made.tree_size, root_hash=made.root_hash)
 
 
+@lab_task(name="timestamp checkpoints", run_name="send pending checkpoints to the TSA")
+def send_timestamps(database_url: str | None) -> TimestampsSent | None:
+    """RFC 3161 timestamps for every checkpoint still without one (LIMS_TSA_URL); a TSA
+    that is down is a warning, never a failed run: the checkpoints stay pending."""
+    settings = get_checkpoint_settings()
+    if not settings.tsa_url:
+        return None
+    run = timestamp_pending(
+        engine_for(database_url), url=settings.tsa_url, timeout=settings.tsa_timeout_seconds
+    )
+    for problem in run.problems:
+        get_run_logger().warning("timestamp pending: %s", problem)
+    return TimestampsSent(stamped=run.stamped, pending=run.pending)
+
+
 @flow(name="lab-maintenance", flow_run_name="lab maintenance", persist_result=False)
 def lab_maintenance(
     qc_turnaround: Duration | None = None, database_url: str | None = None
@@ -139,11 +161,18 @@ def lab_maintenance(
     custody = verify_custody(database_url)
     checkpoint = sign_checkpoint(database_url, None) if custody.events else None
     return MaintenanceReport(
-        expired=expired, overdue_qc=overdue, custody=custody, checkpoint=checkpoint
+        expired=expired,
+        overdue_qc=overdue,
+        custody=custody,
+        checkpoint=checkpoint,
+        timestamps=send_timestamps(database_url),
     )
 
 
 @flow(name="custody-checkpoint", flow_run_name="custody checkpoint if due", persist_result=False)
 def custody_checkpoint(database_url: str | None = None) -> CheckpointMade | None:
     """Sign a custody checkpoint if LIMS_CHECKPOINT_EVERY events were appended since the last."""
-    return sign_checkpoint(database_url, get_checkpoint_settings().checkpoint_every)
+    made = sign_checkpoint(database_url, get_checkpoint_settings().checkpoint_every)
+    if made is not None:
+        send_timestamps(database_url)
+    return made

@@ -6,6 +6,7 @@ from lims.custody.models import (
     CustodyEvent,
     CustodyHead,
     CustodyMaterial,
+    CustodyTimestamp,
 )
 from lims.idempotency.models import FlowIdempotency
 from lims.materials.models import IdSequence, LineageEdge, Material, StorageLocation
@@ -24,6 +25,7 @@ __all__ = [
     "CustodyEvent",
     "CustodyHead",
     "CustodyMaterial",
+    "CustodyTimestamp",
     "Deviation",
     "DonorEligibility",
     "DoseOrder",

@@ -129,6 +129,10 @@ class CheckpointSettings(BaseSettings):
     checkpoint_key_file: Path = DEFAULT_CHECKPOINT_KEY_FILE
     # A checkpoint is due once this many events were appended after the last one.
     checkpoint_every: int = 1000
+    # An RFC 3161 time-stamping authority for every checkpoint; empty: none. A TSA that is
+    # down never blocks a checkpoint: it stays pending and is sent again later.
+    tsa_url: str = ""
+    tsa_timeout_seconds: float = 5.0
 
     @model_validator(mode="after")
     def _refuse_missing_key(self) -> "CheckpointSettings":

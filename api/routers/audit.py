@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from api.schemas import QuantityOut, UtcTime, q_out
 from api.security import AuditUser, EngineDep
 from lims.custody.checkpoint import (
+    checkpoint_document,
     checkpoint_json,
     consistency,
     get_checkpoint,
@@ -271,7 +272,7 @@ def latest_checkpoint_out(engine: EngineDep, user: AuditUser) -> dict[str, Any]:
     """The newest signed checkpoint, as saved for python -m lims.custody.verify."""
     with read_session(engine) as session:
         found = _checkpoint_or_latest(session, None)
-        return checkpoint_json(found, public_key=public_pem(checkpoint_key()))
+        return checkpoint_document(session, found, public_key=public_pem(checkpoint_key()))
 
 
 @router.get("/proofs/inclusion/{seq}")

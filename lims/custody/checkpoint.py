@@ -8,6 +8,8 @@ Its table is append-only like the events.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +21,7 @@ from sqlmodel import Session, col, select
 from lims.custody.keys import key_id, public_pem
 from lims.custody.ledger import HEAD_ID, format_time, iter_events
 from lims.custody.merkle import MerkleTree, leaf_hash
-from lims.custody.models import CustodyCheckpoint, CustodyHead
+from lims.custody.models import CustodyCheckpoint, CustodyHead, CustodyTimestamp
 from lims.custody.verify import CHECKPOINT_FORMAT, canonical_bytes, signed_bytes
 from lims.db import utcnow
 from lims.errors import InvalidInput, NotFound
@@ -91,8 +93,18 @@ def make_checkpoint(
     return checkpoint
 
 
-def checkpoint_json(checkpoint: CustodyCheckpoint, *, public_key: str) -> dict[str, Any]:
+def checkpoint_json(
+    checkpoint: CustodyCheckpoint, *, public_key: str, timestamp: CustodyTimestamp | None = None
+) -> dict[str, Any]:
     """The checkpoint as auditors save it (docs/custody.md, "Checkpoints")."""
+    stamp = {}
+    if timestamp is not None:
+        stamp["timestamp"] = {
+            "tsa_url": timestamp.tsa_url,
+            "stamped_at": format_time(timestamp.stamped_at),
+            "digest": signed_digest(checkpoint).hex(),
+            "response": base64.b64encode(timestamp.response).decode("ascii"),
+        }
     return {
         "format": CHECKPOINT_FORMAT,
         "id": checkpoint.id,
@@ -103,7 +115,30 @@ def checkpoint_json(checkpoint: CustodyCheckpoint, *, public_key: str) -> dict[s
         "key_id": checkpoint.key_id,
         "signature": checkpoint.signature,
         "public_key": public_key,
+        **stamp,
     }
+
+
+def signed_digest(checkpoint: CustodyCheckpoint) -> bytes:
+    """SHA-256 of the checkpoint's signed bytes (what an RFC 3161 timestamp is over)."""
+    message = signed_bytes(
+        tree_size=checkpoint.tree_size,
+        root_hash=checkpoint.root_hash,
+        last_hash=checkpoint.last_hash,
+        made_at=format_time(checkpoint.made_at),
+        key_id=checkpoint.key_id,
+    )
+    return hashlib.sha256(message).digest()
+
+
+def checkpoint_document(
+    session: Session, checkpoint: CustodyCheckpoint, *, public_key: str
+) -> dict[str, Any]:
+    """checkpoint_json with the checkpoint's RFC 3161 timestamp, if it has one yet."""
+    stamp = session.exec(
+        select(CustodyTimestamp).where(col(CustodyTimestamp.checkpoint_id) == checkpoint.id)
+    ).first()
+    return checkpoint_json(checkpoint, public_key=public_key, timestamp=stamp)
 
 
 def inclusion(

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from lims.custody.checkpoint import checkpoint_json, inclusion, ledger_tree, make_checkpoint
+from lims.custody.checkpoint import checkpoint_document, inclusion, ledger_tree, make_checkpoint
 from lims.custody.keys import public_pem
 from lims.custody.models import CustodyEvent, CustodyMaterial
 from lims.errors import InvalidInput, NotFound
@@ -87,6 +87,6 @@ def build_dossier(
         "subject": {"kind": kind, "id": item},
         "materials": sorted(materials),
         "event_seqs": seqs,
-        "checkpoint": checkpoint_json(checkpoint, public_key=public_pem(key)),
+        "checkpoint": checkpoint_document(session, checkpoint, public_key=public_pem(key)),
         "events": [inclusion(session, seq=s, checkpoint=checkpoint, tree=tree) for s in seqs],
     }

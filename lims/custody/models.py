@@ -3,7 +3,7 @@ DELETE and TRUNCATE); ``custody_head`` is the one row that serialises appends.""
 
 from datetime import datetime
 
-from sqlalchemy import JSON, String, Text
+from sqlalchemy import JSON, LargeBinary, String, Text
 from sqlmodel import Field, SQLModel
 
 import lims.models_base  # noqa: F401
@@ -65,3 +65,16 @@ class CustodyCheckpoint(SQLModel, table=True):
     made_at: datetime = Field(sa_type=UTCDateTime)
     key_id: str = Field(sa_type=String(16))
     signature: str = Field(sa_type=String(128))
+
+
+class CustodyTimestamp(SQLModel, table=True):
+    """An RFC 3161 time-stamping authority's answer over a checkpoint (lims.custody.tsa)."""
+
+    __tablename__ = "custody_timestamp"
+
+    id: int | None = Field(default=None, primary_key=True)
+    checkpoint_id: int = Field(foreign_key="custody_checkpoint.id", unique=True)
+    tsa_url: str = Field(sa_type=String(300))
+    # The DER TimeStampResp as received: openssl ts -verify reads it as it is.
+    response: bytes = Field(sa_type=LargeBinary)
+    stamped_at: datetime = Field(sa_type=UTCDateTime)
