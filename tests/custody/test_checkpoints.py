@@ -33,6 +33,7 @@ from lims.custody.verify import (
     verify_dossier,
 )
 from lims.db import read_session, write_session
+from lims.errors import LimsError
 from tests.builders import Lab
 from tests.conftest import World
 
@@ -243,3 +244,24 @@ def test_the_key_from_settings(tmp_path: Path) -> None:
     first = key_id(checkpoint_key(generated))
     assert key_id(checkpoint_key(generated)) == first  # generated once, then kept
     assert (tmp_path / "var" / "checkpoint_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_dossiers_of_a_dose_and_of_a_patient_hold_their_lineage(
+    engine: Engine, world: World
+) -> None:
+    lab = Lab.start(engine, world)
+    lot = lab.lot()
+    (dose,) = [o.material_id for o in lab.allocate(lot, world.patient_coi).outputs]
+    with write_session(engine) as s:
+        by_dose = build_dossier(s, kind="dose", item=dose, key=KEY)
+        by_patient = build_dossier(s, kind="patient", item=world.patient_coi, key=KEY)
+        with pytest.raises(LimsError, match="no order ORD-999999"):
+            build_dossier(s, kind="order", item="ORD-999999", key=KEY)
+    assert {dose, lot} <= set(by_dose["materials"])
+    assert set(by_dose["event_seqs"]) <= set(by_patient["event_seqs"])
+    registered = [
+        e for e in by_patient["events"] if '"action":"patient.registered"' in e["canonical"]
+    ]
+    assert len(registered) == 1 and world.patient_coi in registered[0]["canonical"]
+    for dossier in (by_dose, by_patient):
+        assert verify_dossier(dossier, key=PEM).ok
