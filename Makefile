@@ -68,6 +68,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.lineage
 	$(BIN)/python -m bench.custody
 	$(BIN)/python -m bench.verify
+	$(BIN)/python -m bench.dossier
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.flows --prefect postgres
 

@@ -183,10 +183,161 @@ def custody_export(
             sys.stdout.write(line + "\n")
 
 
+def _write_json(data: object, out: Path | None) -> None:
+    import json
+    import sys
+
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"written to {out}", highlight=False)
+
+
+@custody_app.command("checkpoint")
+def custody_checkpoint(
+    out: Path = typer.Option(None, help="also save the checkpoint's JSON here"),
+    if_due: bool = typer.Option(
+        False, "--if-due", help="only if LIMS_CHECKPOINT_EVERY events were appended since"
+    ),
+) -> None:
+    """Sign a checkpoint (Merkle tree head) over the ledger as it is now; with LIMS_TSA_URL,
+    send it and any pending ones to the time-stamping authority (a TSA that is down leaves
+    them pending, never fails the checkpoint)."""
+    from lims.custody.checkpoint import checkpoint_document, checkpoint_due, make_checkpoint
+    from lims.custody.keys import checkpoint_key, public_pem
+    from lims.custody.tsa import timestamp_pending
+    from lims.settings import get_checkpoint_settings
+
+    settings = get_checkpoint_settings()
+    key = checkpoint_key()
+    engine = _engine()
+    with write_session(engine) as session:
+        if if_due and not checkpoint_due(session, every=settings.checkpoint_every):
+            console.print("no checkpoint due")
+            return
+        made = make_checkpoint(session, key=key)
+    if settings.tsa_url:
+        run = timestamp_pending(engine, url=settings.tsa_url, timeout=settings.tsa_timeout_seconds)
+        console.print(
+            f"timestamps: {len(run.stamped)} stamped, {len(run.pending)} still pending",
+            highlight=False,
+        )
+        for problem in run.problems:
+            console.print(f"  [yellow]{problem}[/yellow]", highlight=False)
+    with read_session(engine) as session:
+        data = checkpoint_document(session, made, public_key=public_pem(key))
+    console.print(
+        f"checkpoint {data['id']}: {data['tree_size']} events, root {data['root_hash']}",
+        highlight=False,
+    )
+    if out is not None:
+        _write_json(data, out)
+
+
+@custody_app.command("public-key")
+def custody_public_key() -> None:
+    """Print the lab's checkpoint public key (PEM) for auditors to pin."""
+    import sys
+
+    from lims.custody.keys import checkpoint_key, public_pem
+
+    sys.stdout.write(public_pem(checkpoint_key()))
+
+
+@custody_app.command("proof")
+def custody_proof(
+    seq: int = typer.Option(None, help="inclusion proof of this event"),
+    first: int = typer.Option(None, help="consistency proof from this checkpoint id"),
+    checkpoint: int = typer.Option(None, help="checkpoint id (default: the latest)"),
+    out: Path = typer.Option(None, help="write the JSON here instead of standard output"),
+) -> None:
+    """An event's inclusion proof (--seq) or two checkpoints' consistency proof (--first)."""
+    from lims.custody.checkpoint import (
+        checkpoint_json,
+        consistency,
+        get_checkpoint,
+        inclusion,
+        latest_checkpoint,
+    )
+    from lims.custody.keys import checkpoint_key, public_pem
+    from lims.errors import LimsError
+
+    if (seq is None) == (first is None):
+        console.print("give exactly one of --seq or --first", style="red")
+        raise typer.Exit(code=2)
+    try:
+        with read_session(_engine()) as session:
+            target = (
+                get_checkpoint(session, checkpoint) if checkpoint else latest_checkpoint(session)
+            )
+            if target is None:
+                raise LimsError("no checkpoint yet: run lims custody checkpoint")
+            if seq is not None:
+                cp = checkpoint_json(target, public_key=public_pem(checkpoint_key()))
+                data = {**inclusion(session, seq=seq, checkpoint=target), "checkpoint": cp}
+            else:
+                data = consistency(session, first=get_checkpoint(session, first), second=target)
+    except LimsError as exc:
+        console.print(str(exc), style="red", highlight=False)
+        raise typer.Exit(code=1) from None
+    _write_json(data, out)
+
+
+@custody_app.command("dossier")
+def custody_dossier(
+    dose: str = typer.Option(None, help="a dose's material id"),
+    order: str = typer.Option(None, help="an order number"),
+    patient: str = typer.Option(None, help="a patient's chain-of-identity id"),
+    lot: str = typer.Option(None, help="a lot's material id"),
+    out: Path = typer.Option(None, help="the file to write (default: dossier-<id>.json)"),
+) -> None:
+    """One item's events and its lineage's, each with an inclusion proof against a signed
+    checkpoint, in one JSON file (check it with python -m lims.custody.verify FILE)."""
+    from lims.custody.dossier import build_dossier
+    from lims.custody.keys import checkpoint_key
+    from lims.errors import LimsError
+
+    given = {
+        k: v for k, v in {"dose": dose, "order": order, "patient": patient, "lot": lot}.items() if v
+    }
+    if len(given) != 1:
+        console.print("give exactly one of --dose, --order, --patient, --lot", style="red")
+        raise typer.Exit(code=2)
+    [(kind, item)] = given.items()
+    key = checkpoint_key()
+    try:
+        with write_session(_engine()) as session:
+            if kind in ("dose", "lot"):
+                item = get_material(session, item).material_id
+            data = build_dossier(session, kind=kind, item=item, key=key)
+    except LimsError as exc:
+        console.print(str(exc), style="red", highlight=False)
+        raise typer.Exit(code=1) from None
+    target = out or Path(f"dossier-{item.replace(' ', '')}.json")
+    _write_json(data, target)
+    console.print(
+        f"{len(data['events'])} events against checkpoint {data['checkpoint']['id']} "
+        f"({data['checkpoint']['tree_size']} events)",
+        highlight=False,
+    )
+
+
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the web app (read-only lineage view until the API issue lands)."""
+    """Serve the web pages and the API; refuses to start on unsafe settings (production
+    without a real secret, a checkpoint key or PostgreSQL)."""
     import uvicorn
+
+    from lims.settings import get_checkpoint_settings, get_settings
+
+    try:
+        get_settings()
+        get_checkpoint_settings()
+    except ValueError as exc:  # pydantic's ValidationError names every refused setting
+        console.print(f"[red]refused to serve:[/red] {exc}")
+        raise typer.Exit(1) from None
 
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port)
 

@@ -1,5 +1,8 @@
 """The scheduled maintenance flow: expire lots and doses past their expiry, flag QC that is
-overdue, and re-verify the custody chain. Deployed with a daily schedule (flows.deploy).
+overdue, re-verify the custody chain and sign a checkpoint over it. Deployed with a daily
+schedule (flows.deploy). ``custody-checkpoint`` signs one only when LIMS_CHECKPOINT_EVERY
+events were appended since the last: two indexed reads, cheap enough to run every few
+minutes, instead of a check inside every append (which holds the ledger's lock).
 
 Expiry is a state change the LIMS makes as its "system" account (``expire_due``); it is
 idempotent by nature (a second run finds nothing left to expire). Overdue QC is reported,
@@ -16,10 +19,14 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.common import LabModel, engine_for, lab_task, label
+from lims.custody.checkpoint import checkpoint_due, make_checkpoint
+from lims.custody.keys import checkpoint_key
 from lims.custody.ledger import verify_chain
+from lims.custody.tsa import timestamp_pending
 from lims.db import read_session, write_session
 from lims.errors import LimsError
 from lims.qc.service import QC_TURNAROUND, expire_due, overdue_qc
+from lims.settings import get_checkpoint_settings
 from lims.units import Duration
 
 
@@ -41,10 +48,23 @@ class ChainCheck(LabModel):
     seconds: float
 
 
+class CheckpointMade(LabModel):
+    id: int | None
+    tree_size: int
+    root_hash: str
+
+
+class TimestampsSent(LabModel):
+    stamped: list[int]
+    pending: list[int]
+
+
 class MaintenanceReport(LabModel):
     expired: list[str]
     overdue_qc: list[OverdueItem]
     custody: ChainCheck
+    checkpoint: CheckpointMade | None = None
+    timestamps: TimestampsSent | None = None
 
 
 @lab_task(name="expire due materials", run_name="expire due lots and doses")
@@ -98,11 +118,39 @@ def verify_custody(database_url: str | None) -> ChainCheck:
     return check
 
 
+@lab_task(name="sign custody checkpoint", run_name="sign custody checkpoint")
+def sign_checkpoint(database_url: str | None, every: int | None) -> CheckpointMade | None:
+    """Sign a checkpoint (the last one stands if nothing was appended); with ``every``, only
+    once that many events were appended since the last one (the cheap, frequent check)."""
+    key = checkpoint_key()
+    with write_session(engine_for(database_url)) as session:
+        if every is not None and not checkpoint_due(session, every=every):
+            return None
+        made = make_checkpoint(session, key=key)
+        return CheckpointMade(id=made.id, tree_size=made.tree_size, root_hash=made.root_hash)
+
+
+@lab_task(name="timestamp checkpoints", run_name="send pending checkpoints to the TSA")
+def send_timestamps(database_url: str | None) -> TimestampsSent | None:
+    """RFC 3161 timestamps for every checkpoint still without one (LIMS_TSA_URL); a TSA
+    that is down is a warning, never a failed run: the checkpoints stay pending."""
+    settings = get_checkpoint_settings()
+    if not settings.tsa_url:
+        return None
+    run = timestamp_pending(
+        engine_for(database_url), url=settings.tsa_url, timeout=settings.tsa_timeout_seconds
+    )
+    for problem in run.problems:
+        get_run_logger().warning("timestamp pending: %s", problem)
+    return TimestampsSent(stamped=run.stamped, pending=run.pending)
+
+
 @flow(name="lab-maintenance", flow_run_name="lab maintenance", persist_result=False)
 def lab_maintenance(
     qc_turnaround: Duration | None = None, database_url: str | None = None
 ) -> MaintenanceReport:
-    """Expire what is past its expiry, flag overdue QC, re-verify the custody chain."""
+    """Expire what is past its expiry, flag overdue QC, re-verify the custody chain, sign a
+    checkpoint over it."""
     minutes = (
         int(qc_turnaround.canonical)
         if qc_turnaround is not None
@@ -111,4 +159,20 @@ def lab_maintenance(
     expired = expire(database_url)
     overdue = flag_overdue_qc(database_url, minutes)
     custody = verify_custody(database_url)
-    return MaintenanceReport(expired=expired, overdue_qc=overdue, custody=custody)
+    checkpoint = sign_checkpoint(database_url, None) if custody.events else None
+    return MaintenanceReport(
+        expired=expired,
+        overdue_qc=overdue,
+        custody=custody,
+        checkpoint=checkpoint,
+        timestamps=send_timestamps(database_url),
+    )
+
+
+@flow(name="custody-checkpoint", flow_run_name="custody checkpoint if due", persist_result=False)
+def custody_checkpoint(database_url: str | None = None) -> CheckpointMade | None:
+    """Sign a custody checkpoint if LIMS_CHECKPOINT_EVERY events were appended since the last."""
+    made = sign_checkpoint(database_url, get_checkpoint_settings().checkpoint_every)
+    if made is not None:
+        send_timestamps(database_url)
+    return made

@@ -1,7 +1,13 @@
 """Import every table so that metadata (migrations, tests) sees the whole schema."""
 
 from lims.auth.models import ApiKey, IdempotencyRecord, SignInThrottle
-from lims.custody.models import CustodyEvent, CustodyHead, CustodyMaterial
+from lims.custody.models import (
+    CustodyCheckpoint,
+    CustodyEvent,
+    CustodyHead,
+    CustodyMaterial,
+    CustodyTimestamp,
+)
 from lims.idempotency.models import FlowIdempotency
 from lims.materials.models import IdSequence, LineageEdge, Material, StorageLocation
 from lims.models_base import metadata
@@ -15,9 +21,11 @@ from lims.steps.models import Step, StepCorrection, StepInput, StepLoss, StepRes
 __all__ = [
     "ApiKey",
     "Clinic",
+    "CustodyCheckpoint",
     "CustodyEvent",
     "CustodyHead",
     "CustodyMaterial",
+    "CustodyTimestamp",
     "Deviation",
     "DonorEligibility",
     "DoseOrder",

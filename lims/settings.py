@@ -112,3 +112,38 @@ def refuse_demo_data() -> None:
             "LIMS_ENVIRONMENT=production: demo data (staff with the public demo password) "
             "is never loaded into a production database"
         )
+
+
+DEFAULT_CHECKPOINT_KEY_FILE = Path("var") / "checkpoint_key"
+
+
+class CheckpointSettings(BaseSettings):
+    """The custody checkpoints' signing key and cadence (lims.custody.keys reads the key)."""
+
+    model_config = SettingsConfigDict(env_prefix="LIMS_", env_file=".env", extra="ignore")
+
+    environment: Literal["dev", "test", "production"] = "dev"
+    # The lab's Ed25519 key as PEM (PKCS#8), or the path of a PEM file. Empty outside
+    # production: generated once into checkpoint_key_file (0600).
+    checkpoint_key: str = ""
+    checkpoint_key_file: Path = DEFAULT_CHECKPOINT_KEY_FILE
+    # A checkpoint is due once this many events were appended after the last one.
+    checkpoint_every: int = 1000
+    # An RFC 3161 time-stamping authority for every checkpoint; empty: none. A TSA that is
+    # down never blocks a checkpoint: it stays pending and is sent again later.
+    tsa_url: str = ""
+    tsa_timeout_seconds: float = 5.0
+
+    @model_validator(mode="after")
+    def _refuse_missing_key(self) -> "CheckpointSettings":
+        if self.environment == "production" and not self.checkpoint_key:
+            raise ValueError("LIMS_CHECKPOINT_KEY must be set in production (PEM or a file path)")
+        if self.checkpoint_every < 1:
+            raise ValueError("LIMS_CHECKPOINT_EVERY must be at least 1")
+        return self
+
+
+@lru_cache
+def get_checkpoint_settings() -> CheckpointSettings:
+    """Return the checkpoint settings (read once from the environment)."""
+    return CheckpointSettings()

@@ -31,7 +31,7 @@ from lims.demo import Facility
 from lims.models import metadata
 from lims.sops.service import sync_catalog
 
-APPEND_ONLY = ("custody_event", "custody_material")
+APPEND_ONLY = ("custody_event", "custody_material", "custody_checkpoint", "custody_timestamp")
 SLOW_ENV = "LIMS_TEST_SLOW"
 
 

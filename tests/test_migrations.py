@@ -73,3 +73,38 @@ def test_database_refuses_negative_remaining(engine: Engine, world: object) -> N
             text("UPDATE material SET remaining_canonical = '-0.5' WHERE material_id = :m"),
             {"m": lipo},
         )
+
+
+def test_checkpoint_migration_0009_up_and_down(tmp_path: Path) -> None:
+    """0009 adds the append-only custody_checkpoint table on top of 0008, and removes it."""
+    from alembic import command
+    from sqlalchemy.exc import DatabaseError
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'steps.db'}")
+    cfg = migrate.alembic_config()
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0008")
+        conn.commit()
+    assert "custody_checkpoint" not in inspect(engine).get_table_names()
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == "0009"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO custody_checkpoint (tree_size, root_hash, last_hash, made_at, "
+                "key_id, signature) VALUES (1, 'r', 'h', '2026-12-02 00:00:00.000000', 'k', 's')"
+            )
+        )
+    for statement in (
+        "UPDATE custody_checkpoint SET tree_size = 2",
+        "DELETE FROM custody_checkpoint",
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(statement))
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0008")
+        conn.commit()
+    assert "custody_checkpoint" not in inspect(engine).get_table_names()
+    assert migrate.current_revision(engine) == "0008"

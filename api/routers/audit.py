@@ -15,9 +15,19 @@ from pydantic import BaseModel, BeforeValidator
 from api.downloads import content_disposition
 from api.schemas import QuantityOut, UtcTime, q_out
 from api.security import AuditUser, EngineDep
+from lims.custody.checkpoint import (
+    checkpoint_document,
+    checkpoint_json,
+    consistency,
+    get_checkpoint,
+    inclusion,
+    latest_checkpoint,
+)
+from lims.custody.keys import checkpoint_key, key_id, public_pem
 from lims.custody.ledger import as_dict, export_jsonl, history, verify_chain
 from lims.db import read_session
 from lims.documents.reports import Document, certificate_of_analysis, custody_report
+from lims.errors import NotFound
 from lims.materials.service import ancestors, descendants, get_material
 from lims.signatures.service import signatures_for
 
@@ -255,3 +265,65 @@ def custody_pdf(engine: EngineDep, user: AuditUser, material_id: str) -> Respons
     with read_session(engine) as session:
         m = get_material(session, material_id)
         return _pdf(custody_report(session, dose=m), f"custody-{m.material_id}.pdf")
+
+
+class CheckpointKeyOut(BaseModel):
+    key_id: str
+    public_key: str
+    algorithm: str = "Ed25519"
+
+
+@router.get("/checkpoint-key", response_model=CheckpointKeyOut)
+def checkpoint_key_out(user: AuditUser) -> CheckpointKeyOut:
+    """The lab's public key that signs custody checkpoints (PEM, SubjectPublicKeyInfo)."""
+    key = checkpoint_key()
+    return CheckpointKeyOut(key_id=key_id(key), public_key=public_pem(key))
+
+
+def _checkpoint_or_latest(session: Any, checkpoint_id: int | None) -> Any:
+    if checkpoint_id is not None:
+        return get_checkpoint(session, checkpoint_id)
+    found = latest_checkpoint(session)
+    if found is None:
+        raise NotFound("no custody checkpoint has been made yet (lims custody checkpoint)")
+    return found
+
+
+@router.get("/checkpoints/latest")
+def latest_checkpoint_out(engine: EngineDep, user: AuditUser) -> dict[str, Any]:
+    """The newest signed checkpoint, as saved for python -m lims.custody.verify."""
+    with read_session(engine) as session:
+        found = _checkpoint_or_latest(session, None)
+        return checkpoint_document(session, found, public_key=public_pem(checkpoint_key()))
+
+
+@router.get("/proofs/inclusion/{seq}")
+def inclusion_proof(
+    engine: EngineDep,
+    user: AuditUser,
+    seq: int,
+    checkpoint: Annotated[
+        int | None, Query(description="checkpoint id; the latest if unset")
+    ] = None,
+) -> dict[str, Any]:
+    """Event ``seq``'s canonical bytes and its RFC 9162 inclusion proof against a checkpoint."""
+    with read_session(engine) as session:
+        found = _checkpoint_or_latest(session, checkpoint)
+        proof = inclusion(session, seq=seq, checkpoint=found)
+        return {
+            **proof,
+            "checkpoint": checkpoint_json(found, public_key=public_pem(checkpoint_key())),
+        }
+
+
+@router.get("/proofs/consistency")
+def consistency_proof(
+    engine: EngineDep,
+    user: AuditUser,
+    first: Annotated[int, Query(description="the older checkpoint's id")],
+    second: Annotated[int | None, Query(description="the newer one's; the latest if unset")] = None,
+) -> dict[str, Any]:
+    """The RFC 9162 consistency proof that one checkpoint's ledger is a prefix of another's."""
+    with read_session(engine) as session:
+        older = get_checkpoint(session, first)
+        return consistency(session, first=older, second=_checkpoint_or_latest(session, second))

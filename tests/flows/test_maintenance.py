@@ -49,6 +49,8 @@ def test_maintenance_expires_lots_flags_overdue_qc_and_verifies_the_chain(
         "Cake appearance and reconstitution",
     ]
     assert report.custody.ok and report.custody.events == counts(engine)["custody_event"]
+    assert report.checkpoint is not None
+    assert report.checkpoint.tree_size == report.custody.events
     with get_client(sync_client=True) as client:
         (artifact,) = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["overdue-qc"])),
@@ -61,4 +63,5 @@ def test_maintenance_expires_lots_flags_overdue_qc_and_verifies_the_chain(
     before = counts(engine)
     again = run(lab_maintenance, database_url=db_url)
     assert (again.expired, again.overdue_qc) == ([], [])
+    assert again.checkpoint == report.checkpoint  # nothing appended: the same checkpoint
     assert counts(engine) == before

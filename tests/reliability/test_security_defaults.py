@@ -134,6 +134,31 @@ def test_demo_data_is_refused_in_production(production: Settings) -> None:
     assert "never loaded into a production database" in done.stdout
 
 
+def test_production_server_refuses_to_start_without_a_checkpoint_key(
+    production: Settings,
+) -> None:
+    env = {
+        **os.environ,
+        "LIMS_ENVIRONMENT": "production",
+        "LIMS_SECRET_KEY": production.secret_key,
+        "LIMS_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none",
+        "LIMS_ARGON2_TIME_COST": "2",
+        "LIMS_ARGON2_MEMORY_KIB": "19456",
+    }
+    env.pop("LIMS_CHECKPOINT_KEY", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "serve", "--port", "9"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "refused to serve" in done.stdout
+    assert "LIMS_CHECKPOINT_KEY must be set in production" in done.stdout
+
+
 def test_production_cookie_hsts_and_no_public_docs(
     engine: Engine, api: Api, production: Settings
 ) -> None:
