@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, BeforeValidator
 
@@ -301,9 +301,10 @@ def latest_checkpoint_out(engine: EngineDep, user: AuditUser) -> dict[str, Any]:
 def inclusion_proof(
     engine: EngineDep,
     user: AuditUser,
-    seq: int,
+    seq: Annotated[int, Path(ge=1, le=2**63 - 1, description="the event's sequence number")],
     checkpoint: Annotated[
-        int | None, Query(description="checkpoint id; the latest if unset")
+        int | None,
+        Query(ge=1, le=2_147_483_647, description="checkpoint id; the latest if unset"),
     ] = None,
 ) -> dict[str, Any]:
     """Event ``seq``'s canonical bytes and its RFC 9162 inclusion proof against a checkpoint."""
@@ -320,8 +321,11 @@ def inclusion_proof(
 def consistency_proof(
     engine: EngineDep,
     user: AuditUser,
-    first: Annotated[int, Query(description="the older checkpoint's id")],
-    second: Annotated[int | None, Query(description="the newer one's; the latest if unset")] = None,
+    first: Annotated[int, Query(ge=1, le=2_147_483_647, description="the older checkpoint's id")],
+    second: Annotated[
+        int | None,
+        Query(ge=1, le=2_147_483_647, description="the newer one's; the latest if unset"),
+    ] = None,
 ) -> dict[str, Any]:
     """The RFC 9162 consistency proof that one checkpoint's ledger is a prefix of another's."""
     with read_session(engine) as session:
