@@ -22,9 +22,9 @@ from lims.custody.keys import key_id, public_pem
 from lims.custody.ledger import HEAD_ID, format_time, iter_events
 from lims.custody.merkle import MerkleTree, leaf_hash
 from lims.custody.models import CustodyCheckpoint, CustodyHead, CustodyTimestamp
-from lims.custody.verify import CHECKPOINT_FORMAT, canonical_bytes, signed_bytes
+from lims.custody.verify import CHECKPOINT_FORMAT, canonical_bytes, signed_bytes, verify_events
 from lims.db import utcnow
-from lims.errors import InvalidInput, NotFound
+from lims.errors import InvalidInput, NotFound, RuleViolation
 
 
 def _head(session: Session) -> tuple[int, str]:
@@ -64,6 +64,40 @@ def checkpoint_due(session: Session, *, every: int) -> bool:
     return _head(session)[0] - int(size) >= every
 
 
+def _verified_tree(
+    session: Session, *, size: int, last_hash: str, latest: CustodyCheckpoint | None
+) -> MerkleTree:
+    """The tree over events 1..size, built while the chain is verified; refused when the
+    chain is broken or the tree does not extend the newest signed checkpoint."""
+    # The lab's signature vouches for the ledger: signing rows as they are would put that
+    # signature on a ledger someone edited behind the triggers (a dossier from it would
+    # then verify), so the chain and the history of signed heads are checked first.
+    leaves: list[bytes] = []
+    result = verify_events(
+        iter_events(session, until_seq=size), each=lambda _e, data: leaves.append(leaf_hash(data))
+    )
+    if not result.ok:
+        raise RuleViolation(f"custody chain broken, no checkpoint signed: {result.problem}")
+    if result.last_seq != size or result.last_hash != last_hash:
+        raise RuleViolation(
+            f"custody chain ends at seq {result.last_seq} but the head says {size}: "
+            "no checkpoint signed"
+        )
+    tree = MerkleTree(leaves)
+    if latest is not None and latest.tree_size <= size:
+        if tree.root(latest.tree_size).hex() != latest.root_hash:
+            raise RuleViolation(
+                f"the ledger's first {latest.tree_size} events no longer give the root "
+                f"signed in checkpoint {latest.id}: events were rewritten; no checkpoint signed"
+            )
+    elif latest is not None:
+        raise RuleViolation(
+            f"the ledger has {size} events but checkpoint {latest.id} signed "
+            f"{latest.tree_size}: events were removed; no checkpoint signed"
+        )
+    return tree
+
+
 def make_checkpoint(
     session: Session, *, key: Ed25519PrivateKey, at: datetime | None = None
 ) -> CustodyCheckpoint:
@@ -75,7 +109,8 @@ def make_checkpoint(
     kid = key_id(key)
     if latest is not None and latest.tree_size == size and latest.key_id == kid:
         return latest
-    root = ledger_tree(session, size=size).root().hex()
+    tree = _verified_tree(session, size=size, last_hash=last_hash, latest=latest)
+    root = tree.root().hex()
     made_at = format_time(at or utcnow())
     message = signed_bytes(
         tree_size=size, root_hash=root, last_hash=last_hash, made_at=made_at, key_id=kid

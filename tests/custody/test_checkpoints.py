@@ -265,3 +265,45 @@ def test_dossiers_of_a_dose_and_of_a_patient_hold_their_lineage(
     assert len(registered) == 1 and world.patient_coi in registered[0]["canonical"]
     for dossier in (by_dose, by_patient):
         assert verify_dossier(dossier, key=PEM).ok
+
+
+def test_no_checkpoint_is_signed_over_a_ledger_edited_behind_the_triggers(
+    engine: Engine, world: World
+) -> None:
+    """The lab's signature vouches for the ledger: a broken chain, or a chain rewritten
+    and re-hashed so that it verifies again, is refused before anything is signed."""
+    from lims.errors import RuleViolation
+    from tests.custody.test_ledger import _behind_the_back
+
+    Lab.start(engine, world).lipoaspirate("10 mL")
+    first = _checkpoint(engine)
+    size = first["tree_size"]
+    with read_session(engine) as s:
+        last = next(ledger.iter_events(s, since_seq=size, until_seq=size))
+    last["reason"] = "rewritten afterwards"
+    rehashed = event_hash(last)
+    # Only the event: the chain no longer links (what a careless editor leaves).
+    _behind_the_back(
+        engine, f"UPDATE custody_event SET reason = 'rewritten afterwards' WHERE seq = {size}"
+    )
+    _note(engine)
+    with pytest.raises(RuleViolation, match="chain broken"), write_session(engine) as s:
+        make_checkpoint(s, key=KEY)
+    # The event re-hashed and the head moved with it: the chain verifies again, but its
+    # first events no longer give the root the lab signed before.
+    with read_session(engine) as s:
+        following = next(ledger.iter_events(s, since_seq=size + 1, until_seq=size + 1))
+    following["prev_hash"] = rehashed
+    _behind_the_back(
+        engine,
+        f"UPDATE custody_event SET hash = '{rehashed}' WHERE seq = {size}",
+        f"UPDATE custody_event SET prev_hash = '{rehashed}', hash = '{event_hash(following)}' "
+        f"WHERE seq = {size + 1}",
+        f"UPDATE custody_head SET hash = '{event_hash(following)}'",
+    )
+    with read_session(engine) as s:
+        assert ledger.verify_chain(s).ok  # the rewrite is invisible to the chain alone
+    with pytest.raises(RuleViolation, match="rewritten"), write_session(engine) as s:
+        make_checkpoint(s, key=KEY)
+    with read_session(engine) as s:
+        assert get_checkpoint(s, first["id"]).tree_size == size  # nothing new was signed

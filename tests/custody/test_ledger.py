@@ -152,7 +152,7 @@ def _behind_the_back(engine: Engine, *statements: str) -> None:
             "custody_event_no_delete",
             "custody_material_no_delete",
         ):
-            conn.execute(text(f"DROP TRIGGER {name}"))
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
         conn.execute(text("PRAGMA foreign_keys=OFF"))
         for sql in statements:
             conn.execute(text(sql))
