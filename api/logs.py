@@ -10,7 +10,7 @@ this process), so uvicorn's loggers are left as uvicorn set them.
 
 from __future__ import annotations
 
-import hashlib
+import atexit
 import importlib.util
 import logging
 import os
@@ -47,10 +47,12 @@ def keep_access_log() -> None:
     config = yaml.safe_load(text)
     for name in NOT_PREFECTS:
         config.get("loggers", {}).pop(name, None)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    target = Path(tempfile.gettempdir()) / f"lims-prefect-logging-{digest}-{os.getuid()}.yml"
-    if not target.exists():
-        partial = target.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        partial.replace(target)
+    # A file of this process's own (0600, a name nobody can guess or plant beforehand):
+    # Prefect hands it to logging.config.dictConfig, which can import and call code, so a
+    # shared, predictable path in /tmp would let another local user run code as the LIMS.
+    handle, name = tempfile.mkstemp(prefix="lims-prefect-logging-", suffix=".yml")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(yaml.safe_dump(config, sort_keys=False))
+    target = Path(name)
+    atexit.register(target.unlink, missing_ok=True)
     os.environ["PREFECT_LOGGING_SETTINGS_PATH"] = str(target)
