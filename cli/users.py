@@ -67,3 +67,21 @@ def password(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(code=1) from None
     console.print(f"password of {username} set")
+
+
+@app.command("deactivate")
+def deactivate(username: str) -> None:
+    """Deactivate an account (a leaver): its sign-in, tokens, sessions and API keys stop."""
+    from lims.auth.service import deactivate_user
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        with write_session(engine) as session:
+            user = find_user(session, username=username)
+            if user is None:
+                raise typer.BadParameter(f"no user {username}")
+            deactivate_user(session, user=user, actor=None)
+    except LimsError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(code=1) from None
+    console.print(f"{username} deactivated: no sign-in, token, session or API key works")

@@ -11,11 +11,14 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from lims.db import make_engine, read_session
+from lims.auth.service import sign_in
+from lims.db import make_engine, read_session, write_session
 from lims.materials.models import Material
 from lims.orders.models import DoseOrder
+from lims.parties.queries import find_user
 from lims.qc.models import Deviation, DonorEligibility
 from lims.settings import Settings
+from lims.signatures.passwords import AuthenticationFailed
 from lims.steps.conservation import verify_conservation
 
 
@@ -126,3 +129,14 @@ def test_cli_user_accounts(tmp_path: Path) -> None:
     assert nowhere.returncode == 2 and "no clinic NOPE" in nowhere.stderr
     again = run("user", "password", "root", "--password", "another admin passphrase")
     assert again.returncode == 0
+    # A leaver: deactivated from the command line, the account can no longer sign in.
+    gone = run("user", "deactivate", "root")
+    assert gone.returncode == 0 and "root deactivated" in gone.stdout
+    assert run("user", "deactivate", "nobody").returncode == 2
+    engine = make_engine(env["LIMS_DATABASE_URL"])
+    with read_session(engine) as s:
+        user = find_user(s, username="root")
+        assert user is not None and not user.active and user.token_version >= 1
+    with pytest.raises(AuthenticationFailed), write_session(engine) as s:
+        sign_in(s, username="root", password="another admin passphrase", client="127.0.0.9")
+    engine.dispose()

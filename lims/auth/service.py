@@ -81,7 +81,7 @@ def end_sessions(session: Session, *, user: User, actor: User | None, why: str) 
     )
 
 
-def deactivate_user(session: Session, *, user: User, actor: User) -> None:
+def deactivate_user(session: Session, *, user: User, actor: User | None) -> None:
     """Deactivate ``user``: no sign-in, token, session or API key of theirs works again."""
     user.active = False
     end_sessions(session, user=user, actor=actor, why="deactivated")
