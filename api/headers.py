@@ -51,6 +51,21 @@ def secret_in_query(query_string: bytes) -> str | None:
     return next((name for name, _ in pairs if name.lower() in SECRET_PARAMETERS), None)
 
 
+def security_headers(path: str, *, csp: str, production: bool) -> dict[str, str]:
+    """The headers every answer carries (lower-case names)."""
+    extra = {
+        "content-security-policy": csp,
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        "x-frame-options": "DENY",
+    }
+    if path != "/health":
+        extra["cache-control"] = "no-store"
+    if production:
+        extra["strict-transport-security"] = HSTS
+    return extra
+
+
 class SecurityHeaders:
     """Pure ASGI middleware: a CSP nonce per request (request.state.csp_nonce), the
     headers on every answer, and a 400 for credentials in the query string."""
@@ -72,17 +87,10 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
-                extra = {
-                    b"content-security-policy": csp.encode(),
-                    b"x-content-type-options": b"nosniff",
-                    b"referrer-policy": b"no-referrer",
-                    b"x-frame-options": b"DENY",
-                }
-                if path != "/health":
-                    extra[b"cache-control"] = b"no-store"
-                if production:
-                    extra[b"strict-transport-security"] = HSTS.encode()
-                headers += [(k, v) for k, v in extra.items() if k not in present]
+                extra = security_headers(path, csp=csp, production=production)
+                headers += [
+                    (k.encode(), v.encode()) for k, v in extra.items() if k.encode() not in present
+                ]
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 from urllib.parse import quote
 
@@ -14,8 +15,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.headers import page_csp, security_headers
 from api.web.session import NeedsSignIn
 from lims.errors import LimsError
+from lims.settings import get_settings
 
 log = logging.getLogger("lims.api")
 PROBLEM = "application/problem+json"
@@ -177,10 +180,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)
+        # Starlette answers this from outside every middleware: the security headers are
+        # added here, or a 500 would be the one answer without them.
+        headers = security_headers(
+            request.url.path,
+            csp=page_csp(secrets.token_urlsafe(16)),
+            production=get_settings().production,
+        )
         return problem(
             500,
             "an internal error occurred; the request was not applied",
             instance=request.url.path,
+            headers=headers,
         )
 
 

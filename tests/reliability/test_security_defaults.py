@@ -230,3 +230,26 @@ def test_security_headers_on_every_answer(engine: Engine, api: Api) -> None:
     csp = answers["sign-in page"].headers["content-security-policy"]
     nonce = csp.split("'nonce-")[1].split("'")[0]
     assert f'<script nonce="{nonce}">' in answers["sign-in page"].text
+
+
+def test_an_unhandled_error_answers_with_the_security_headers_too(engine: Engine) -> None:
+    # Starlette answers an unhandled exception from outside every middleware, so the 500
+    # was the one answer without the headers (found in review).
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    app = create_app(engine)
+
+    def boom() -> None:
+        raise RuntimeError("a defect")
+
+    app.add_api_route("/api/v1/boom", boom)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/api/v1/boom")
+    assert r.status_code == 500
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "a defect" not in r.text
+    assert "frame-ancestors 'none'" in r.headers.get("content-security-policy", "")
+    assert r.headers.get("x-content-type-options") == "nosniff"
+    assert r.headers.get("cache-control") == "no-store"
