@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,7 +47,7 @@ def secret_in_query(query_string: bytes) -> str | None:
         pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
     except ValueError:
         return None
-    return next((name for name, _ in pairs if name.lower() in SECRET_PARAMETERS), None)
+    return next((name for name, _ in pairs if name.strip().lower() in SECRET_PARAMETERS), None)
 
 
 def security_headers(path: str, *, csp: str, production: bool) -> dict[str, str]:
@@ -126,7 +125,18 @@ class SecurityHeaders:
         await send({"type": "http.response.body", "body": body})
 
 
-_SECRET_IN_URL = re.compile(r"(?i)((?:" + "|".join(sorted(SECRET_PARAMETERS)) + r")=)[^&\s\"]*")
+def mask_secrets(url: str) -> str:
+    """``url`` with the value of every secret-carrying query parameter replaced by ***; a
+    name is matched as the refusal reads it (percent- and plus-decoded, any case)."""
+    path, sep, query = url.partition("?")
+    if not sep:
+        return url
+    pairs = []
+    for pair in query.split("&"):
+        name, _, _ = pair.partition("=")
+        secret = unquote_plus(name).strip().lower() in SECRET_PARAMETERS
+        pairs.append(f"{name}=***" if secret else pair)
+    return f"{path}?{'&'.join(pairs)}"
 
 
 class MaskSecretsInUrls(logging.Filter):
@@ -135,7 +145,5 @@ class MaskSecretsInUrls(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                _SECRET_IN_URL.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
-            )
+            record.args = tuple(mask_secrets(a) if isinstance(a, str) else a for a in record.args)
         return True
