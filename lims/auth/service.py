@@ -13,13 +13,12 @@ from lims.auth.models import ApiKey
 from lims.custody import ledger
 from lims.db import record_even_if_refused, utcnow
 from lims.errors import InvalidInput, NotFound, RuleViolation
-from lims.parties.models import Clinic, Role, User
+from lims.parties.models import SYSTEM_USERNAME, Clinic, Role, User
 from lims.signatures.passwords import AccountLocked, AuthenticationFailed, password_matches
 
 KEY_PREFIX = "lims"
 # The account the system's own writes are attributed to; it has no password and no token
 # for it is ever accepted.
-SYSTEM_USERNAME = "system"
 WRONG = "user name or password is wrong"
 
 

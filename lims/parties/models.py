@@ -20,6 +20,8 @@ class Role(StrEnum):
 
 # The lab's own people: who may record, sign, test and ship (a clinic or auditor may not).
 LAB_STAFF = frozenset({Role.TECHNICIAN, Role.QA, Role.ADMIN})
+# The account automatic processes act as; it never signs in, and no person may take its name.
+SYSTEM_USERNAME = "system"
 
 
 class DonorType(StrEnum):

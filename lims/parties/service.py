@@ -9,6 +9,7 @@ from lims.custody import ledger
 from lims.errors import InvalidInput, NotFound, RuleViolation
 from lims.identity.codes import new_coi_id, parse_coi_id
 from lims.parties.models import (
+    SYSTEM_USERNAME,
     Clinic,
     DonorType,
     Instrument,
@@ -133,6 +134,10 @@ def create_user(
             "a clinic user needs a clinic, and only a clinic user has one", field="clinic"
         )
     name = _text(username, "username").lower()
+    if name == SYSTEM_USERNAME:
+        raise RuleViolation(
+            f"{name!r} is reserved for the LIMS's automatic processes", field="username"
+        )
     if session.exec(select(User).where(col(User.username) == name)).first():
         raise RuleViolation(f"user {name} already exists", field="username")
     user = User(

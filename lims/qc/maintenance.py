@@ -13,10 +13,8 @@ from lims.db import utcnow
 from lims.lifecycle import transition
 from lims.materials.models import Material
 from lims.materials.workflow import machine_for
-from lims.parties.models import Role, User
+from lims.parties.models import SYSTEM_USERNAME, Role, User
 from lims.qc.evidence import missing_results
-
-SYSTEM_USERNAME = "system"
 
 
 def system_user(session: Session) -> User:

@@ -111,3 +111,10 @@ def test_instruments_and_reagent_lots(engine: Engine, world: World) -> None:
         )
         with pytest.raises(NotFound, match="no collagenase lot 'col-9'"):
             reagent_lot_id(s, reagent_type="collagenase", lot_number="col-9")
+
+
+def test_no_person_may_take_the_system_accounts_name(engine: Engine) -> None:
+    # Whoever held it would become the account automatic processes act as (review).
+    for name in ("system", "SYSTEM", " System "):
+        with pytest.raises(RuleViolation, match="reserved"), write_session(engine) as s:
+            create_user(s, username=name, printed_name="Someone", role=Role.ADMIN)
