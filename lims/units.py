@@ -155,6 +155,13 @@ def _fmt(value: Decimal) -> str:
     return text if text not in ("-0", "") else "0"
 
 
+def _shown(value: Decimal) -> str:
+    """A number for a message: plain, or in E notation when plain would be very long (a
+    refusal of "5e-999999 mL" must not be a megabyte of zeros)."""
+    text = _fmt(value)
+    return text if len(text) <= 40 else format(value.normalize(), "E")
+
+
 @dataclass(frozen=True, order=False)
 class Quantity:
     """A checked quantity: value and unit as entered, plus canonical Decimal magnitude."""
@@ -325,7 +332,7 @@ def parse_quantity(raw: Any, kind: QuantityKind, *, field: str | None = None) ->
         )
     if converted != 0 and canonical == 0:
         raise InvalidInput(
-            f"{_fmt(value)} {unit} is below the smallest recordable amount "
+            f"{_shown(value)} {unit} is below the smallest recordable amount "
             f"({_QUANTUM} {info.canonical_unit})",
             field=field,
         )

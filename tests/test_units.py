@@ -311,3 +311,9 @@ def test_the_kind_of_a_quantity_comes_from_its_unit() -> None:
         with pytest.raises(InvalidInput, match=message) as not_kind:
             quantity_kind(raw, among=among)
         assert not isinstance(not_kind.value, WrongKind)
+
+
+def test_a_refusal_of_a_tiny_amount_is_a_short_message() -> None:
+    with pytest.raises(InvalidInput, match="below the smallest recordable amount") as err:
+        parse_quantity("5e-999999 mL", QuantityKind.VOLUME, field="q")
+    assert len(err.value.message) < 200 and "5E-999999 mL" in err.value.message
