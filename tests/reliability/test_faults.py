@@ -503,21 +503,48 @@ def _lot_steps(engine: Engine, cm: str) -> tuple[list[Step], list[Step], list[Ma
         return list(fills), list(lyos), list(lots)
 
 
+_FILLS_OF = (
+    "SELECT count(*) FROM step JOIN step_input ON step_input.step_id = step.id "
+    "WHERE step.sop_code = 'AAPE-FILL' AND step_input.material_id = "
+    "(SELECT id FROM material WHERE material_id = {p})"
+)
+
+
 @contextmanager
-def _custody_lock(engine: Engine) -> Iterator[None]:
-    """Hold the custody head (every write appends an event, so every writer waits)."""
+def _custody_lock_once_filled(
+    engine: Engine, cm: str, alive: Any, deadline: float
+) -> Iterator[None]:
+    """Hold the custody head (every write appends an event, so every writer waits) from
+    the moment the fill of ``cm`` is seen: the check is made while holding the lock, so no
+    later step of the flow can commit between seeing the fill and taking the lock (it
+    could, on a fast worker, when the lock was taken after the check)."""
     if engine.dialect.name == "sqlite":
         holder = sqlite3.connect(str(engine.url.database), isolation_level=None, timeout=60)
-        holder.execute("BEGIN IMMEDIATE")
         try:
+            while True:
+                holder.execute("BEGIN IMMEDIATE")
+                if holder.execute(_FILLS_OF.format(p="?"), (cm,)).fetchone()[0]:
+                    break
+                holder.execute("ROLLBACK")
+                alive()
+                assert time.monotonic() < deadline, "the worker never recorded the fill"
+                time.sleep(0.005)
             yield
         finally:
-            holder.execute("ROLLBACK")
+            if holder.in_transaction:
+                holder.execute("ROLLBACK")
             holder.close()
         return
     with engine.connect() as conn:
-        conn.begin()
-        conn.execute(text("SELECT seq FROM custody_head WHERE id = 1 FOR UPDATE"))
+        while True:
+            conn.begin()
+            conn.execute(text("SELECT seq FROM custody_head WHERE id = 1 FOR UPDATE"))
+            if conn.execute(text(_FILLS_OF.format(p=":cm")), {"cm": cm}).scalar():
+                break
+            conn.rollback()
+            alive()
+            assert time.monotonic() < deadline, "the worker never recorded the fill"
+            time.sleep(0.005)
         try:
             yield
         finally:
@@ -544,12 +571,12 @@ def test_flow_worker_killed_mid_flow_rerun_without_duplicates(
     log = tmp_path / "worker.log"
     worker = _worker(request_path, url, home, log)
     try:
-        deadline = time.monotonic() + 180
-        while not _lot_steps(engine, cm)[0]:
+
+        def alive() -> None:
             assert worker.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "the worker never recorded the fill"
-            time.sleep(0.02)
-        with _custody_lock(engine):  # the worker's next write now waits on the lock
+
+        # The worker's next write now waits on the lock.
+        with _custody_lock_once_filled(engine, cm, alive, time.monotonic() + 180):
             time.sleep(0.5)
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(timeout=30)
