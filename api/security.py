@@ -4,18 +4,19 @@ request: a locked, deactivated or signed-out user's tokens end at once."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
 import jwt
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from lims.auth.service import SYSTEM_USERNAME, authenticate_api_key, usable
+from lims.auth.service import SYSTEM_USERNAME, DeviceProof, authenticate_api_key, usable
 from lims.db import read_session, utcnow
 from lims.errors import LimsError
 from lims.parties.models import LAB_STAFF, Role, User
@@ -24,9 +25,13 @@ from lims.signatures.passwords import AuthenticationFailed
 
 ACCESS_MINUTES = 15
 REFRESH_HOURS = 8
+DEVICE_COOKIE = "lims_device"
+DEVICE_DAYS = 90
 ALGORITHM = "HS256"
 COOKIE = "lims_session"
 HOURS = 8
+DEVICE_COOKIE = "lims_device"
+DEVICE_DAYS = 90
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
@@ -110,6 +115,55 @@ def read_cookie(value: str | None) -> dict[str, Any] | None:
     except jwt.PyJWTError:
         return None
     return claims if claims.get("typ") == "web" else None
+
+
+def device_cookie_name(username: str) -> str:
+    """One device cookie per account, so a shared bench PC keeps each user's proof."""
+    name = (username or "").strip().lower()
+    return f"{DEVICE_COOKIE}_{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+
+def new_device_cookie(user: User) -> str:
+    """Proof that this browser (or script) signed in to ``user`` before, with a random id,
+    void once the user's token version changes (a new password, a sign-out everywhere)."""
+    return _sign(user, "device", timedelta(days=DEVICE_DAYS), did=secrets.token_urlsafe(16))
+
+
+def device_proof(request: Request, username: str) -> DeviceProof | None:
+    """The verified device cookie this request carries for ``username``, if any (its
+    account and version are checked against the user's row by sign_in)."""
+    value = request.cookies.get(device_cookie_name(username))
+    if not value:
+        return None
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            value,
+            get_settings().secret_key,
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "sub", "uid", "ver", "typ", "did"]},
+        )
+    except jwt.PyJWTError:
+        return None
+    if claims.get("typ") != "device":
+        return None
+    try:
+        return DeviceProof(
+            account=str(claims["sub"]),
+            user_id=int(claims["uid"]),
+            version=int(claims["ver"]),
+            device=str(claims["did"])[:64],
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+def set_device_cookie(response: Response, user: User) -> None:
+    response.set_cookie(
+        device_cookie_name(user.username),
+        new_device_cookie(user),
+        max_age=DEVICE_DAYS * 86400,
+        **cookie_options(),
+    )
 
 
 def cookie_options() -> dict[str, Any]:

@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = 15000
     # Sign-in throttling (NIST SP 800-63B 5.2.2): wrong passwords a client (or an account)
     # may make before it has to wait; the first wait, doubled at each further failure up
-    # to lockout_minutes; failures older than lockout_minutes are forgotten. E-signatures:
+    # to lockout_minutes (an account's: to an hour, kept a day, see lims.auth.throttle);
+    # a client's failures older than lockout_minutes are forgotten. E-signatures:
     # max_password_failures wrong re-entries by the signed-in user lock the account for
     # lockout_minutes (21 CFR 11.300(d)).
     max_password_failures: int = 5

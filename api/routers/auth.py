@@ -6,7 +6,15 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.schemas import RefreshIn, TokenOut, UserOut
-from api.security import CurrentUser, EngineDep, holder_of, issue_token, read_token
+from api.security import (
+    CurrentUser,
+    EngineDep,
+    device_proof,
+    holder_of,
+    issue_token,
+    read_token,
+    set_device_cookie,
+)
 from lims.auth.service import end_sessions, sign_in
 from lims.db import read_session, write_session
 from lims.parties.models import Clinic, User
@@ -27,18 +35,25 @@ def _tokens(user: User) -> TokenOut:
 
 @router.post("/token", response_model=TokenOut, responses={401: {}, 423: {}, 429: {}})
 def token(
-    request: Request, engine: EngineDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+    request: Request,
+    response: Response,
+    engine: EngineDep,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
 ) -> TokenOut:
     """Sign in with user name and password (in the form body, never the query string).
     Wrong passwords are throttled per client and per account: after a few, the next try
-    must wait (429 with Retry-After), doubling each time."""
+    must wait (429 with Retry-After), doubling each time. A device cookie from an earlier
+    sign-in to the account (set by this answer and by the sign-in page) spares the
+    client the account's throttle, not its own."""
     with write_session(engine) as session:
         user = sign_in(
             session,
             username=form.username,
             password=form.password,
             client=client_address(request),
+            proof=device_proof(request, form.username),
         )
+        set_device_cookie(response, user)
         return _tokens(user)
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.routers.auth import client_address
-from api.security import EngineDep, cookie_options, new_session
+from api.security import EngineDep, cookie_options, device_proof, new_session, set_device_cookie
 from api.web.render import page
 from api.web.session import COOKIE, HOME, HOURS, WebUser, check_csrf
 from lims.auth.service import end_sessions
@@ -63,7 +63,11 @@ def login(
     try:
         with write_session(engine) as session:
             user = check_sign_in(
-                session, username=username, password=password, client=client_address(request)
+                session,
+                username=username,
+                password=password,
+                client=client_address(request),
+                proof=device_proof(request, username),
             )
     except LimsError as exc:
         refused = _form(request, next=next, status_code=exc.http_status, errors=[exc.message])
@@ -75,6 +79,7 @@ def login(
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(COOKIE, cookie, max_age=HOURS * 3600, **cookie_options())
     response.delete_cookie(LOGIN_COOKIE, path="/login")
+    set_device_cookie(response, user)
     return response
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
@@ -28,20 +29,50 @@ def usable(user: User) -> bool:
     return user.active and user.username != SYSTEM_USERNAME and not locked
 
 
-def sign_in(session: Session, *, username: str, password: str, client: str) -> User:
+@dataclass(frozen=True)
+class DeviceProof:
+    """A device cookie whose signature the caller verified: this browser or script signed
+    in to ``account`` before, while its token version was ``version``."""
+
+    account: str
+    user_id: int
+    version: int
+    device: str
+
+
+def sign_in(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    client: str,
+    proof: DeviceProof | None = None,
+) -> User:
     """Check a user name and password from ``client`` (its address), throttled per client
-    and per account; an unknown name is answered like a wrong password, as slowly."""
+    and per account (or per device, for a ``proof`` valid for this account); an unknown
+    name is answered like a wrong password, as slowly."""
     name = (username or "").strip().lower()
     if "\x00" in name or len(name) > 64:
         name = ""
-    throttle.check(session, client=client, account=name)
     user = session.exec(select(User).where(col(User.username) == name)).first() if name else None
     if user is not None and user.username == SYSTEM_USERNAME:
         user = None
+    # A proof for another account, or from before a new password or a sign-out, is void.
+    device = (
+        proof.device
+        if proof is not None
+        and user is not None
+        and (proof.account, proof.user_id, proof.version)
+        == (user.username, user.id, user.token_version)
+        else None
+    )
+    throttle.check(session, client=client, account=name, device=device)
+    if user is not None:
+        session.refresh(user)  # as it stands now that this account's tries are serialised
     if not password_matches(user.password_hash if user else None, password):
 
         def count(again: Session) -> None:
-            failures = throttle.count_failure(again, client=client, account=name)
+            failures = throttle.count_failure(again, client=client, account=name, device=device)
             ledger.append(
                 again,
                 actor=None,
@@ -54,7 +85,7 @@ def sign_in(session: Session, *, username: str, password: str, client: str) -> U
         record_even_if_refused(session, count)
         raise AuthenticationFailed(WRONG)
     assert user is not None
-    throttle.forget_account(session, account=name)
+    throttle.forget_account(session, account=name, device=device)
     if not user.active:
         raise AuthenticationFailed("this account is not active")
     if user.locked_until is not None and user.locked_until > utcnow():
