@@ -13,8 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -503,54 +501,6 @@ def _lot_steps(engine: Engine, cm: str) -> tuple[list[Step], list[Step], list[Ma
         return list(fills), list(lyos), list(lots)
 
 
-_FILLS_OF = (
-    "SELECT count(*) FROM step JOIN step_input ON step_input.step_id = step.id "
-    "WHERE step.sop_code = 'AAPE-FILL' AND step_input.material_id = "
-    "(SELECT id FROM material WHERE material_id = {p})"
-)
-
-
-@contextmanager
-def _custody_lock_once_filled(
-    engine: Engine, cm: str, alive: Any, deadline: float
-) -> Iterator[None]:
-    """Hold the custody head (every write appends an event, so every writer waits) from
-    the moment the fill of ``cm`` is seen: the check is made while holding the lock, so no
-    later step of the flow can commit between seeing the fill and taking the lock (it
-    could, on a fast worker, when the lock was taken after the check)."""
-    if engine.dialect.name == "sqlite":
-        holder = sqlite3.connect(str(engine.url.database), isolation_level=None, timeout=60)
-        try:
-            while True:
-                holder.execute("BEGIN IMMEDIATE")
-                if holder.execute(_FILLS_OF.format(p="?"), (cm,)).fetchone()[0]:
-                    break
-                holder.execute("ROLLBACK")
-                alive()
-                assert time.monotonic() < deadline, "the worker never recorded the fill"
-                time.sleep(0.005)
-            yield
-        finally:
-            if holder.in_transaction:
-                holder.execute("ROLLBACK")
-            holder.close()
-        return
-    with engine.connect() as conn:
-        while True:
-            conn.begin()
-            conn.execute(text("SELECT seq FROM custody_head WHERE id = 1 FOR UPDATE"))
-            if conn.execute(text(_FILLS_OF.format(p=":cm")), {"cm": cm}).scalar():
-                break
-            conn.rollback()
-            alive()
-            assert time.monotonic() < deadline, "the worker never recorded the fill"
-            time.sleep(0.005)
-        try:
-            yield
-        finally:
-            conn.rollback()
-
-
 @pytest.mark.skipif(
     not LONG, reason="starts two Prefect worker processes (~40 s): LIMS_TEST_LONG=1"
 )
@@ -558,8 +508,8 @@ def test_flow_worker_killed_mid_flow_rerun_without_duplicates(
     engine: Engine, world: World, figures: Row, tmp_path: Path
 ) -> None:
     """A worker process runs the lot flow (fill, lyophilise, store) on its own Prefect;
-    right after the fill commits, the custody head is locked so that its next write waits,
-    and the whole process group gets SIGKILL. A new worker re-runs the same request."""
+    right after the fill commits, the whole process group is frozen and killed (SIGSTOP,
+    SIGKILL). A new worker re-runs the same request."""
     from tests.flows import requests as rq
 
     lab = Lab.start(engine, world)
@@ -571,15 +521,19 @@ def test_flow_worker_killed_mid_flow_rerun_without_duplicates(
     log = tmp_path / "worker.log"
     worker = _worker(request_path, url, home, log)
     try:
-
-        def alive() -> None:
+        deadline = time.monotonic() + 180
+        while not _lot_steps(engine, cm)[0]:
             assert worker.poll() is None, log.read_text(errors="replace")
-
-        # The worker's next write now waits on the lock.
-        with _custody_lock_once_filled(engine, cm, alive, time.monotonic() + 180):
-            time.sleep(0.5)
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=30)
+            assert time.monotonic() < deadline, "the worker never recorded the fill"
+            time.sleep(0.005)
+        # Frozen at once (SIGSTOP), wherever it is: between steps or inside the next one's
+        # transaction; then killed. Taking the custody lock first and killing after was a
+        # race the worker won when its next steps committed before the lock was granted
+        # (SQLite's busy handler favours the connection that keeps writing).
+        os.killpg(worker.pid, signal.SIGSTOP)
+        time.sleep(0.2)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
