@@ -481,7 +481,7 @@ COMPONENTS = {
     "lims/sops/validation.py:check_parameters": "  SOP parameter checks",
     "lims/orders/service.py:place": "place (the API places through it)",
     "lims/orders/service.py:allocate_order": "allocate_order (incl. record_step)",
-    "lims/orders/service.py:find_lot": "  find_lot (FEFO)",
+    "lims/orders/stock.py:find_lot": "  find_lot (FEFO)",
     "lims/orders/service.py:_set_status": "  order status change (+ event)",
     "api/security.py:current_user": "authentication (JWT + user read)",
     "api/idempotency.py:run": "idempotency.run (one write transaction)",

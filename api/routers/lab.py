@@ -5,13 +5,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api import idempotency
-from api.downloads import content_disposition
-from api.routers import lab_qc
+from api.routers import lab_labels, lab_qc
 from api.schemas import (
     MAX_PAGE,
     DbId,
@@ -26,7 +25,6 @@ from api.schemas import (
 )
 from api.security import EngineDep, LabUser
 from lims.db import read_session, write_session
-from lims.documents.labels import render_label
 from lims.errors import NotFound
 from lims.identity.codes import parse_material_id
 from lims.lifecycle import transition
@@ -377,33 +375,6 @@ def get_step(
         )
 
 
-@router.get(
-    "/materials/{material_id}/label.pdf",
-    response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}},
-)
-def print_label(
-    engine: EngineDep,
-    user: LabUser,
-    material_id: str,
-    size: Annotated[str, Query(pattern="^(vial|bag)$")] = "vial",
-) -> Response:
-    """Print a label (vial or bag): id as text, DataMatrix and Code 128; printing is a
-    custody event."""
-    with write_session(engine) as session:
-        material = get_material(session, material_id)
-        label = render_label(session, material=material, size=size, actor=user)
-        # Built before the commit, from the canonical id: if the answer cannot be made,
-        # the "label printed" event is rolled back with it.
-        return Response(
-            label.pdf,
-            media_type="application/pdf",
-            headers={
-                "Content-Disposition": content_disposition(f"label-{material.material_id}.pdf"),
-                "X-Document-SHA256": label.sha256,
-            },
-        )
-
-
-# QC results and deviations, under the same /lab prefix.
+# QC results and deviations, and labels, under the same /lab prefix.
 router.include_router(lab_qc.router)
+router.include_router(lab_labels.router)

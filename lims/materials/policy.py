@@ -9,6 +9,7 @@ reads (QC, signatures). The rules here need only the materials and their steps.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -39,7 +40,7 @@ class TransitionContext:
     now: datetime
 
 
-class TransitionRule:
+class TransitionRule(ABC):
     """A guard on some transitions; ``problems`` is empty when the transition may go."""
 
     FROM_STATES: ClassVar[frozenset[str]] = frozenset()
@@ -50,8 +51,9 @@ class TransitionRule:
             not self.TO_STATES or to_state in self.TO_STATES
         )
 
+    @abstractmethod
     def problems(self, material: Material, ctx: TransitionContext) -> list[str]:
-        raise NotImplementedError
+        """Why the transition may not go (empty: it may)."""
 
 
 class TransitionPolicy:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, Decimal
 
 from sqlmodel import Session, col, select
 
@@ -22,15 +21,12 @@ from lims.materials.models import Material
 from lims.materials.service import hand_over
 from lims.orders.models import DoseOrder, OrderStatus, Product
 from lims.orders.schemas import OrderDetails, order_details
+from lims.orders.stock import AAPE_RECONSTITUTION_PER_VIAL, find_lot, vials_needed
 from lims.parties.models import LAB_STAFF, Clinic, Patient, Role, User
 from lims.parties.queries import clinic_scope
-from lims.qc.service import current_results
 from lims.steps.service import InputBooking, OutputRequest, record_step
 from lims.units import Quantity, QuantityKind, parse_quantity, quantize
 
-# Each AAPE vial is reconstituted in 4 mL (AAPE-LOT-SPEC v1 appearance/reconstitution test;
-# a 4 mL dose is the basis of the endotoxin limit, domain.md B). Data, with its source.
-AAPE_RECONSTITUTION_PER_VIAL = parse_quantity("4 mL", QuantityKind.VOLUME)
 LAB_ROLES = LAB_STAFF
 
 
@@ -209,54 +205,6 @@ def cancel_order(session: Session, *, order: DoseOrder, actor: User, reason: str
 
 
 # --- allocation -----------------------------------------------------------------------
-
-
-def vials_needed(session: Session, *, order: DoseOrder, lot: Material) -> Decimal:
-    """How many vials (or cells) the order takes from ``lot``, rounded up to whole vials."""
-    kind = QuantityKind(order.dose_kind)
-    if kind in (QuantityKind.VIALS, QuantityKind.CELLS):
-        return order.dose_canonical
-    if kind is QuantityKind.VOLUME:
-        per_vial = AAPE_RECONSTITUTION_PER_VIAL.canonical
-    else:  # protein mass: from the lot's current protein result (ug/mL) x 4 mL per vial
-        protein = next(
-            (r for r in current_results(session, material=lot) if r.test_code == "protein"), None
-        )
-        if protein is None or protein.canonical is None or protein.canonical <= 0:
-            raise RuleViolation(
-                "the lot has no protein result, so a dose in µg cannot be converted to vials"
-            )
-        # canonical mass is mg; protein canonical is ug/mL
-        per_vial = protein.canonical * AAPE_RECONSTITUTION_PER_VIAL.canonical / 1000
-    return (order.dose_canonical / per_vial).to_integral_value(rounding=ROUND_CEILING)
-
-
-def find_lot(session: Session, *, order: DoseOrder) -> Material:
-    """First-expiry-first-out: the released, unexpired lot for this patient with enough."""
-    kind = "aape_lot" if order.product == Product.AAPE else "dp_culture"
-    candidates = session.exec(
-        select(Material)
-        .where(
-            col(Material.kind) == kind,
-            col(Material.state) == "RELEASED",
-            col(Material.patient_id) == order.patient_id,
-        )
-        .order_by(col(Material.expires_at), col(Material.id))
-    ).all()
-    now = utcnow()
-    for lot in candidates:
-        if lot.expires_at is not None and lot.expires_at <= order.planned_use_at:
-            continue
-        if lot.expires_at is not None and lot.expires_at <= now:
-            continue
-        try:
-            if vials_needed(session, order=order, lot=lot) <= lot.remaining_canonical:
-                return lot
-        except RuleViolation:
-            continue
-    raise RuleViolation(
-        f"no released, unexpired {kind} of this patient holds enough for order {order.number}"
-    )
 
 
 def allocate_order(
