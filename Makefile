@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest demo db-upgrade bench clean scale-demo deploy flow-overhead browser
+.PHONY: run test lint typecheck pytest demo db-upgrade bench clean scale-demo deploy flow-overhead browser compose web-tools client-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,13 @@ install: $(STAMP)
 db-upgrade: $(STAMP)
 	$(BIN)/lims db upgrade
 
+# `make run PORT=8080 HOST=0.0.0.0` to serve elsewhere.
+PORT ?= 8000
+HOST ?= 127.0.0.1
 run: $(STAMP)
 	$(BIN)/lims db upgrade
 	$(BIN)/lims demo --if-empty
-	$(BIN)/lims serve
+	$(BIN)/lims serve --host $(HOST) --port $(PORT)
 
 demo: $(STAMP)
 	$(BIN)/lims db upgrade
@@ -32,8 +35,10 @@ demo: $(STAMP)
 # The scale-out topology on this machine: a Prefect server on a fresh PostgreSQL database,
 # the lab deployments in a process work pool, a worker, a stage run through its deployment.
 # LIMS_SCALE_POSTGRES_URL: a user that may create databases (README, "Running at scale").
+# HOSTS=1: across hosts made with network namespaces (root): a database host, a Prefect
+# server, two workers and two APIs; a worker's link cut mid-flow, an API host killed.
 scale-demo: $(STAMP)
-	$(BIN)/python -m flows.scale
+	$(BIN)/python -m flows.scale $(if $(HOSTS),--hosts)
 
 # Register the lab deployments on the Prefect server at PREFECT_API_URL.
 deploy: $(STAMP)
@@ -57,7 +62,32 @@ browser:
 	  else echo "the browser tests need Debian's chromium: sudo apt-get install chromium" >&2; \
 	  exit 1; fi; }
 
-pytest: $(STAMP) browser
+# docker-compose.yml is validated with `docker-compose config` (tests/test_compose.py):
+# Debian's docker-compose (no Docker engine is needed, and none runs here).
+compose:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q docker-compose; \
+	  else echo "the compose check needs Debian's docker-compose: sudo apt-get install docker-compose" >&2; \
+	  exit 1; fi; }
+
+# axe-core (accessibility rules the browser tests run on every page) from the npm registry,
+# at the version package-lock.json pins.
+web-tools: node_modules/axe-core/axe.min.js
+
+node_modules/axe-core/axe.min.js: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+# openapi-python-client for the generated-client contract test (tests/contract), in a venv
+# of its own: it pins httpx and typer below the versions the project uses.
+CLIENT_VENV := .venv-client
+client-tools: $(CLIENT_VENV)/bin/openapi-python-client
+
+$(CLIENT_VENV)/bin/openapi-python-client:
+	$(PYTHON) -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/pip install --quiet openapi-python-client==0.29.1
+
+pytest: $(STAMP) browser compose web-tools client-tools
 	$(BIN)/pytest
 
 test: lint typecheck pytest
@@ -73,4 +103,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.flows --prefect postgres
 
 clean:
-	rm -rf $(VENV) var/*.db var/*.db-*
+	rm -rf $(VENV) $(CLIENT_VENV) var/*.db var/*.db-*

@@ -5,9 +5,9 @@ The record is written in the same transaction as the change it answers for."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -25,6 +25,25 @@ from lims.idempotency.service import (
     request_digest,
 )
 from lims.parties.models import User
+
+# Fields never part of a request's fingerprint: a digest of a password is still a secret.
+NOT_FINGERPRINTED = {"password"}
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description=(
+            "Retry-safe key (1-128 printable characters) for this write. Scope: the signed-in"
+            " user; the first answer is stored with the change, in the same transaction. A"
+            " retry with the same key and the same operation and body (passwords left out)"
+            " gets the first answer again with `Idempotent-Replayed: true`, and nothing is"
+            " written twice; the same key with another operation or body is refused (409"
+            " idempotency_conflict). Keys are kept for LIMS_IDEMPOTENCY_RETENTION_DAYS"
+            " (30 by default), then forgotten."
+        ),
+    ),
+]
 
 
 def fingerprint(method: str, path: str, body: Any) -> str:
@@ -107,7 +126,7 @@ def respond(
         key=key,
         method=request.method,
         path=request.url.path,
-        body=body.model_dump(mode="json"),
+        body=body.model_dump(mode="json", exclude=NOT_FINGERPRINTED),
         status_code=status_code,
         handler=handler,
     )

@@ -16,6 +16,8 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.headers import page_csp, security_headers
+from api.metrics import refused
+from api.web.errors import error_page, wants_html
 from api.web.session import NeedsSignIn
 from lims.errors import LimsError
 from lims.settings import get_settings
@@ -57,6 +59,7 @@ def problem(
     if instance:
         body["instance"] = instance
     body.update({k: v for k, v in extra.items() if v is not None})
+    refused(body["type"], status)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -79,15 +82,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LimsError)
     async def lims_error(request: Request, exc: LimsError) -> Response:
         if _is_page(request):
-            from api.web.render import page
-
-            return page(
-                request,
-                "error.html",
-                status_code=exc.http_status,
-                errors=[exc.message],
-                title=TITLES.get(exc.http_status, "Error"),
-            )
+            return error_page(request, exc.http_status, exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
         if "retry_after" in exc.details:
             headers = {"Retry-After": str(exc.details["retry_after"])}
@@ -103,7 +98,9 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if wants_html(request):
+            return error_page(request, 422, "An address or form value could not be read.")
         errors = [
             {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "")}
             for e in exc.errors()
@@ -132,6 +129,13 @@ def install(app: FastAPI) -> None:
             if request.method == "OPTIONS":
                 return Response(status_code=204, headers={"Allow": allow})
             headers = {**(headers or {}), "Allow": allow}
+        if wants_html(request):
+            detail = (
+                f"There is no page at {request.url.path}. Check the address, or use the menu."
+                if exc.status_code == 404
+                else str(exc.detail)
+            )
+            return error_page(request, exc.status_code, detail)
         return problem(
             exc.status_code,
             str(exc.detail),
@@ -140,7 +144,7 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(IntegrityError)
-    async def duplicate(request: Request, exc: IntegrityError) -> JSONResponse:
+    async def duplicate(request: Request, exc: IntegrityError) -> Response:
         # A backstop: services check for duplicates first, but two writers can still race
         # to the same unique key. The transaction was rolled back.
         if not _is_unique_violation(exc):
@@ -167,7 +171,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def busy(request: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database unavailable on %s: %s", request.url.path, type(exc).__name__)
+        # The driver's SQLSTATE (PostgreSQL) tells a deadlock from a dropped connection.
+        log.warning(
+            "database unavailable on %s: %s %s",
+            request.url.path,
+            type(exc).__name__,
+            getattr(exc.orig, "sqlstate", None) or str(exc.orig).splitlines()[0][:200],
+        )
         return problem(
             503,
             "the database is busy or unreachable; nothing was changed, "
@@ -178,15 +188,21 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def crash(request: Request, exc: Exception) -> JSONResponse:
+    async def crash(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s", request.url.path)
         # Starlette answers this from outside every middleware: the security headers are
         # added here, or a 500 would be the one answer without them.
+        nonce = secrets.token_urlsafe(16)
         headers = security_headers(
-            request.url.path,
-            csp=page_csp(secrets.token_urlsafe(16)),
-            production=get_settings().production,
+            request.url.path, csp=page_csp(nonce), production=get_settings().production
         )
+        if wants_html(request):
+            request.state.csp_nonce = nonce
+            shown = error_page(
+                request, 500, "The request was not applied. Try again, or tell the lab."
+            )
+            shown.headers.update(headers)
+            return shown
         return problem(
             500,
             "an internal error occurred; the request was not applied",

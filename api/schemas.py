@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
+from fastapi import Query
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlmodel import Session
 
+from api.enums import MaterialKindName, MaterialStateName, OrderStatusName, ProductName
 from lims.documents.labels import label_text
 from lims.identity.codes import format_material_id
 from lims.materials.models import Material, StorageLocation
 from lims.materials.schemas import Collected
 from lims.materials.service import remaining
+from lims.orders.course import course_warning
 from lims.orders.models import DoseOrder
 from lims.orders.schemas import OrderDetails, ReceiptDetails
-from lims.paging import Listing
+from lims.paging import MAX_CURSOR, Listing
 from lims.parties.models import Patient
 from lims.parties.schemas import PatientIn
 from lims.schemas import DbId, Strict, UtcTime
@@ -30,10 +33,31 @@ MAX_PAGE = 200
 
 
 class Page(BaseModel, Generic[T]):
+    """One page of a list, oldest first (by id: a stable order)."""
+
     items: list[T]
     limit: int
     offset: int
-    next_offset: int | None = Field(description="offset of the next page, null at the end")
+    next_offset: int | None = Field(
+        description="offset of the next page, null at the end (or when paging by cursor)"
+    )
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page (opaque; costs the same on any "
+        "page, and rows added meanwhile do not shift it); null at the end"
+    )
+
+
+# A list's page size and start (by offset), for every list operation.
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+# An earlier page's next_cursor; with it, offset is not used.
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_CURSOR,
+        description="the next_cursor of the page before; pages by key, offset is ignored",
+    ),
+]
 
 
 def page(listing: Listing[Any], out: Callable[[Any], Any]) -> dict[str, Any]:
@@ -43,6 +67,7 @@ def page(listing: Listing[Any], out: Callable[[Any], Any]) -> dict[str, Any]:
         "limit": listing.limit,
         "offset": listing.offset,
         "next_offset": listing.next_offset,
+        "next_cursor": listing.next_cursor,
     }
 
 
@@ -86,6 +111,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def file_response(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """A 200 whose body is a file: declared so generated clients keep it as bytes or text."""
+    text = media_type.startswith("text/") or media_type == "application/x-ndjson"
+    schema = {"type": "string"} if text else {"type": "string", "format": "binary"}
+    return {200: {"description": description, "content": {media_type: {"schema": schema}}}}
+
+
 class QuantityOut(BaseModel):
     value: str
     unit: str
@@ -98,11 +130,19 @@ def q_out(q: Quantity) -> QuantityOut:
 class MaterialOut(BaseModel):
     material_id: str
     printed_id: str
-    kind: str
-    state: str
+    kind: MaterialKindName
+    state: MaterialStateName
     quantity: QuantityOut = Field(description="as entered when the material was made")
     remaining: QuantityOut
-    patient_coi: str | None
+    patient_coi: str | None = Field(
+        description="whose material it is: for a dose of an allogeneic product, the donor"
+    )
+    recipient_coi: str | None = Field(
+        default=None, description="a dose: the patient it is for (the dispatch gate's 'for')"
+    )
+    donor_coi: str | None = Field(
+        default=None, description="a dose of an allogeneic product: whose cells made it"
+    )
     use: str
     expires_at: datetime | None
     container: str | None
@@ -117,6 +157,12 @@ def material_out(session: Session, m: Material) -> MaterialOut:
     patient = session.get(Patient, m.patient_id)
     location = session.get(StorageLocation, m.location_id) if m.location_id else None
     left = remaining(m)
+    recipient = donor = None
+    if m.kind == "dose":
+        owner = session.get(Patient, m.recipient_id) if m.recipient_id else patient
+        recipient = owner.coi_id if owner else None
+        if m.use == "allogeneic" and patient is not None:
+            donor = patient.coi_id
     return MaterialOut(
         material_id=m.material_id,
         printed_id=format_material_id(m.material_id),
@@ -125,6 +171,8 @@ def material_out(session: Session, m: Material) -> MaterialOut:
         quantity=QuantityOut(value=format(m.entered_value.normalize(), "f"), unit=m.entered_unit),
         remaining=q_out(left),
         patient_coi=patient.coi_id if patient else None,
+        recipient_coi=recipient,
+        donor_coi=donor,
         use=m.use,
         expires_at=m.expires_at,
         container=m.container,
@@ -175,7 +223,7 @@ class LabelOut(BaseModel):
 
     material_id: str
     printed_id: str
-    product: str
+    product: str = Field(description="the product's name as printed, e.g. 'AAPE dose'")
     patient_coi: str | None
     expires_at: datetime | None
     storage: str
@@ -185,9 +233,13 @@ class LabelOut(BaseModel):
 
 class OrderOut(BaseModel):
     number: str
-    status: str
-    patient_coi: str
-    product: str
+    status: OrderStatusName
+    patient_coi: str = Field(description="the patient the order is for (= recipient_coi)")
+    recipient_coi: str = Field(description="the patient who receives the dose")
+    donor_coi: str | None = Field(
+        default=None, description="an allogeneic dose: the donor whose material it is from"
+    )
+    product: ProductName
     dose: QuantityOut
     session: str
     planned_use_at: AwareDatetime
@@ -200,6 +252,27 @@ class OrderOut(BaseModel):
     received_at: datetime | None
     received_by: str | None
     cancel_reason: str | None
+    interval_reason: str | None = Field(
+        default=None, description="the prescriber's reason for a session out of interval"
+    )
+    interval_warning: str | None = Field(
+        default=None,
+        description="a session out of its course's interval (lims.orders.course): what is "
+        "out of the published schedule, and the prescriber's reason",
+    )
+
+
+class TimelineEventOut(BaseModel):
+    """One line of an order's timeline (lims.orders.timeline), as the portal shows it."""
+
+    seq: int = Field(description="the custody event's sequence number")
+    at: AwareDatetime = Field(description="when, in the clinic's time zone with its offset")
+    event: str = Field(description="the ledger's action code")
+    status: str = Field(description="the order's status or the dose's state after the event")
+    name: str = Field(description="what happened, in words")
+    actor: str
+    actor_role: str
+    reason: str | None
 
 
 def order_out(session: Session, o: DoseOrder) -> OrderOut:
@@ -219,10 +292,13 @@ def order_out(session: Session, o: DoseOrder) -> OrderOut:
             statement=text.statement,
             lines=text.lines,
         )
+    dose_out = material_out(session, dose) if dose else None
     return OrderOut(
         number=o.number,
         status=o.status,
         patient_coi=patient.coi_id,
+        recipient_coi=patient.coi_id,
+        donor_coi=dose_out.donor_coi if dose_out else None,
         product=o.product,
         dose=QuantityOut(value=format(o.dose_value.normalize(), "f"), unit=o.dose_unit),
         session=f"{o.session_number}/{o.sessions_total}",
@@ -231,11 +307,13 @@ def order_out(session: Session, o: DoseOrder) -> OrderOut:
         prescriber=o.prescriber,
         consent_ref=o.consent_ref,
         placed_at=o.placed_at,
-        dose_material=material_out(session, dose) if dose else None,
+        dose_material=dose_out,
         label=label,
         received_at=o.received_at,
         received_by=o.received_by,
         cancel_reason=o.cancel_reason,
+        interval_reason=o.interval_reason,
+        interval_warning=course_warning(session, order=o),
     )
 
 

@@ -11,8 +11,8 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import jwt
-from fastapi import Depends, Header, Request, Response
-from fastapi.security import OAuth2PasswordBearer
+from fastapi import Depends, Request, Response
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -33,6 +33,13 @@ HOURS = 8
 DEVICE_COOKIE = "lims_device"
 DEVICE_DAYS = 90
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+# A security scheme (not a bare header parameter) so generated clients know the key.
+api_key = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKey",
+    description="A clinic's API key (`lims` admin or the portal creates one)",
+    auto_error=False,
+)
 
 
 class Forbidden(LimsError):
@@ -183,7 +190,7 @@ def current_user(
     request: Request,
     engine: EngineDep,
     token: Annotated[str | None, Depends(oauth2)],
-    x_api_key: Annotated[str | None, Header(description="A clinic's API key")] = None,
+    x_api_key: Annotated[str | None, Depends(api_key)] = None,
 ) -> User:
     """The signed-in user, from a bearer token or a clinic API key."""
     with read_session(engine) as session:

@@ -56,6 +56,52 @@ def db_upgrade() -> None:
     )
 
 
+@db_app.command("backup")
+def db_backup(
+    out: Path = typer.Argument(..., help="the backup file to write (e.g. lims-2026-12-03.dump)"),
+) -> None:
+    """Back up LIMS_DATABASE_URL while the lab keeps working (PostgreSQL: pg_dump custom
+    format; SQLite: the online backup API). docs/operations.md gives retention and PITR."""
+    from lims.errors import LimsError
+    from lims.operations.backup import backup
+
+    try:
+        made = backup(_engine(), to=out)
+    except LimsError as exc:
+        console.print(f"[red]backup failed:[/red] {exc}", highlight=False)
+        raise typer.Exit(code=1) from None
+    console.print(
+        f"{made.backend} backup {made.path}: {made.bytes} bytes in {made.seconds:.2f} s",
+        highlight=False,
+    )
+
+
+@db_app.command("restore")
+def db_restore(
+    backup_file: Path = typer.Argument(..., help="a file written by lims db backup"),
+) -> None:
+    """Restore a backup into LIMS_DATABASE_URL, which must be a fresh, empty database; then
+    verify the custody chain, every signed checkpoint (with LIMS_CHECKPOINT_KEY, the lab's
+    key) and conservation. Exit 1 if the restore cannot be trusted."""
+    from lims.custody.keys import checkpoint_key, public_pem
+    from lims.errors import LimsError
+    from lims.operations.backup import check_restored, restore
+
+    engine = _engine()
+    try:
+        restore(engine, source=backup_file)
+    except LimsError as exc:
+        console.print(f"[red]restore refused:[/red] {exc}", highlight=False)
+        raise typer.Exit(code=1) from None
+    with read_session(engine) as session:
+        checked = check_restored(session, public_key=public_pem(checkpoint_key()))
+    console.print(checked.summary(), highlight=False)
+    for problem in checked.problems:
+        console.print(f"  [red]{problem}[/red]", highlight=False)
+    if not checked.ok:
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def demo(
     if_empty: bool = typer.Option(
@@ -326,8 +372,9 @@ def custody_dossier(
 
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the web pages and the API; refuses to start on unsafe settings (production
-    without a real secret, a checkpoint key or PostgreSQL)."""
+    """Serve the web pages (bench, QA, clinic portal, audit), the HTTP API under /api/v1
+    (OpenAPI at /docs), /health, /ready and /metrics; refuses to start on unsafe settings
+    (production without a real secret, a checkpoint key or PostgreSQL)."""
     import uvicorn
 
     from lims.settings import get_checkpoint_settings, get_settings
@@ -339,7 +386,15 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
         console.print(f"[red]refused to serve:[/red] {exc}")
         raise typer.Exit(1) from None
 
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port)
+    from api.app import KEEP_ALIVE_SECONDS
+
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
 
 
 if __name__ == "__main__":

@@ -6,10 +6,10 @@ import typer
 from rich.console import Console
 from sqlmodel import col, select
 
-from lims.db import make_engine, write_session
+from lims.db import make_engine, read_session, write_session
 from lims.errors import LimsError
 from lims.parties.models import Clinic, Role
-from lims.parties.queries import find_user
+from lims.parties.queries import find_user, users_with_clinics
 from lims.parties.service import create_user
 from lims.settings import get_settings
 from lims.signatures.passwords import set_password
@@ -85,3 +85,21 @@ def deactivate(username: str) -> None:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(code=1) from None
     console.print(f"{username} deactivated: no sign-in, token, session or API key works")
+
+
+@app.command("list")
+def list_users() -> None:
+    """List the accounts: username, role, clinic, whether it can sign in (never a password)."""
+    engine = make_engine(get_settings().database_url)
+    with read_session(engine) as session:
+        rows = users_with_clinics(session)
+        lines = [
+            f"{user.username:<24} {user.role:<10} {code or '-':<8} "
+            f"{'active' if user.active else 'deactivated'}"
+            f"{'' if user.password_hash else ', no password yet'}  {user.printed_name}"
+            for user, code in rows
+        ]
+    console.print(f"{'username':<24} {'role':<10} {'clinic':<8} status  name", highlight=False)
+    for line in lines:
+        console.print(line, highlight=False, markup=False)
+    console.print(f"{len(lines)} account(s)", highlight=False)

@@ -21,4 +21,5 @@ ENTRYPOINTS: dict[str, str] = {
     "dose-dispatch": "flows/dispatch.py:dose_dispatch",
     "clinic-receipt": "flows/dispatch.py:clinic_receipt",
     "lab-maintenance": "flows/maintenance.py:lab_maintenance",
+    "lot-recall": "flows/recall.py:lot_recall",
 }

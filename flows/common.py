@@ -40,8 +40,9 @@ from lims.identity.codes import format_material_id, parse_coi_id, parse_material
 from lims.materials.service import get_material
 from lims.parties.models import User
 from lims.parties.queries import get_user
+from lims.quantity_fields import CellCount, Mass, QuantityOf, VialCount, Volume
 from lims.settings import get_settings
-from lims.units import CellCount, Mass, Quantity, QuantityKind, QuantityOf, VialCount, Volume
+from lims.units import Quantity, QuantityKind
 
 # --- typed parameters ----------------------------------------------------------------------
 

@@ -26,8 +26,8 @@ from flows.common import (
 )
 from flows.culture import CultureCount, count_culture, doublings
 from flows.tasks import StepSpec, record
+from lims.quantity_fields import Volume
 from lims.sops.parameters import ParametersOf, StageParameters
-from lims.units import Volume
 
 HypoxiaParameters = Annotated[StageParameters, ParametersOf("HYPOXIA-START")]
 

@@ -29,8 +29,8 @@ from flows.common import (
 from flows.tasks import StepOutcome, StepSpec, record
 from lims.db import read_session
 from lims.materials.service import get_material
+from lims.quantity_fields import CellCount
 from lims.sops.parameters import ParametersOf, StageParameters
-from lims.units import CellCount
 
 SeedParameters = Annotated[StageParameters, ParametersOf("ADSC-SEED")]
 

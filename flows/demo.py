@@ -11,6 +11,10 @@ Two patients from two clinics and one donor:
   has an out-of-specification endotoxin result and is put on hold.
 * B's dose is allocated from lot D1, and a packer scanning one of A's doses while packing
   B's order is refused by the dispatch gate before B's own dose goes out and is received.
+* At the clinics (flows/scenario_clinic.py): A's session 2 arrives at 12 degC and is
+  quarantined until QA releases it; A's session 3 is cancelled and QA returns its vial to
+  the lot; A's session 1 is reconstituted, a bedside scan of B's wristband is refused, and
+  the dose is given to A.
 
 What people do, people do here too, through the services and with their passwords: QA's
 release signature and the eligibility determination, the packer's and the verifier's
@@ -40,6 +44,7 @@ from rich.table import Table
 
 from flows.common import label
 from flows.scenario import PERSON, DemoFailed, FlowRun, PipelineDemo, Scenario
+from flows.scenario_clinic import EXCURSION, bedside, cancel_and_return, release_after_excursion
 from flows.scenario_requests import Cast, set_up_cast
 from lims.db import read_session
 from lims.demo import PASSING_AAPE_QC, custody_event_count, material_counts
@@ -106,8 +111,11 @@ def patient_a_donation(sc: Scenario, cast: Cast, shipment: str, logger: str = "T
     for n, allocated in enumerate(doses[:2], start=1):
         sc.pack(cast, allocated.dose)
         sc.dispatch(cast, allocated.order, allocated.dose, f"{logger}{40 + n}")
-        sc.receive(cast, cast.ginza_desk, allocated.order, "Nurse K. Ito")
+        # Session 2 arrives warm: quarantined at the clinic for QA (flows/scenario_clinic).
+        temperature = EXCURSION if n == 2 else "4.1 degC"
+        sc.receive(cast, cast.ginza_desk, allocated.order, "Nurse K. Ito", temperature)
     sc.out.doses.update({f"A session {n}": d.dose for n, d in enumerate(doses, start=1)})
+    sc.out.orders.update({f"A session {n}": d.order for n, d in enumerate(doses, start=1)})
     return lot
 
 
@@ -169,6 +177,11 @@ def run_pipeline_demo(
         sc.dispatch(cast, b_dose.order, b_dose.dose, "TL-0050")
         sc.receive(cast, cast.osaka_desk, b_dose.order, "Nurse M. Sano")
         out.doses["B session 1"] = b_dose.dose
+        # The clinic's end: QA's excursion release, a cancelled dose returned to its lot,
+        # a bedside scan of the wrong patient refused and the dose given to the right one.
+        release_after_excursion(sc, cast, out.doses["A session 2"])
+        cancel_and_return(sc, cast, out.orders["A session 3"], out.doses["A session 3"])
+        bedside(sc, cast, out.doses["A session 1"], wrong_patient=cast.recipient)
         sc.maintenance()
     out.seconds = time.perf_counter() - started
     with read_session(sc.engine) as s:
@@ -217,6 +230,8 @@ def print_summary(console: Console, result: PipelineDemo) -> None:
         console.print(f"  {line}", highlight=False)
     console.print("\nrefused as it should be: dispatching patient A's dose on patient B's order:")
     console.print(f"  [red]{result.refusal}[/red]", highlight=False)
+    console.print("refused as it should be: patient B's wristband scanned for A's dose:")
+    console.print(f"  [red]{result.bedside_refusal}[/red]", highlight=False)
     table = Table(title="materials", show_edge=False, pad_edge=False)
     for column in ("kind", "state", "count"):
         table.add_column(column, justify="right" if column == "count" else "left")

@@ -42,7 +42,7 @@ from lims.orders.service import (
     patient_for,
 )
 from lims.orders.service import place as place_with_details
-from lims.units import Duration
+from lims.quantity_fields import Duration
 
 
 class OrderRequest(LabModel, OrderDetails):

@@ -29,8 +29,8 @@ from flows.common import (
 from flows.culture import CultureCount, Passage, count_culture, doublings, passage_culture
 from flows.tasks import Arrival, StepSpec, record, register_arrival
 from lims.materials.kinds import MaterialKind, Use
+from lims.quantity_fields import CellCount, Mass
 from lims.sops.parameters import ParametersOf, StageParameters
-from lims.units import CellCount, Mass
 
 BiopsyIntakeParameters = Annotated[StageParameters, ParametersOf("BIOPSY-INTAKE")]
 

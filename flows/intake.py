@@ -29,8 +29,8 @@ from flows.common import (
 )
 from flows.tasks import Arrival, StepSpec, record, register_arrival
 from lims.materials.kinds import MaterialKind, Use
+from lims.quantity_fields import Volume
 from lims.sops.parameters import ParametersOf, StageParameters
-from lims.units import Volume
 
 IntakeParameters = Annotated[StageParameters, ParametersOf("LIPO-INTAKE")]
 

@@ -22,8 +22,8 @@ from flows.common import (
     state_of,
 )
 from flows.tasks import StepSpec, StoragePosition, record, store
+from lims.quantity_fields import VialCount, Volume
 from lims.sops.parameters import ParametersOf, StageParameters
-from lims.units import VialCount, Volume
 
 FillParameters = Annotated[StageParameters, ParametersOf("AAPE-FILL")]
 LyoParameters = Annotated[StageParameters, ParametersOf("AAPE-LYO")]

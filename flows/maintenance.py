@@ -23,14 +23,18 @@ from lims.custody.checkpoint import checkpoint_due, make_checkpoint
 from lims.custody.keys import checkpoint_key
 from lims.custody.ledger import verify_chain
 from lims.custody.tsa import timestamp_pending
-from lims.db import read_session, write_session
+from lims.db import read_session, utcnow, write_session
 from lims.errors import LimsError
+from lims.idempotency.service import forget_old_keys
 from lims.qc.service import QC_TURNAROUND, expire_due, overdue_qc
-from lims.settings import get_checkpoint_settings
-from lims.units import Duration
+from lims.quantity_fields import Duration
+from lims.settings import get_checkpoint_settings, get_settings
 
 
 class CustodyChainBroken(LimsError):
+    """The nightly verification found the custody chain does not re-add: an incident."""
+
+    http_status = 500
     code = "custody_chain_broken"
 
 
@@ -61,6 +65,7 @@ class TimestampsSent(LabModel):
 
 class MaintenanceReport(LabModel):
     expired: list[str]
+    idempotency_keys_forgotten: int = 0
     overdue_qc: list[OverdueItem]
     custody: ChainCheck
     checkpoint: CheckpointMade | None = None
@@ -71,6 +76,13 @@ class MaintenanceReport(LabModel):
 def expire(database_url: str | None) -> list[str]:
     with write_session(engine_for(database_url)) as session:
         return [m.material_id for m in expire_due(session)]
+
+
+@lab_task(name="forget old idempotency keys", run_name="forget API idempotency keys past retention")
+def forget_keys(database_url: str | None) -> int:
+    days = get_settings().idempotency_retention_days
+    with write_session(engine_for(database_url)) as session:
+        return forget_old_keys(session, older_than=utcnow() - timedelta(days=days))
 
 
 @lab_task(name="flag overdue QC", run_name="flag overdue QC (after {turnaround_minutes} min)")
@@ -149,8 +161,8 @@ def send_timestamps(database_url: str | None) -> TimestampsSent | None:
 def lab_maintenance(
     qc_turnaround: Duration | None = None, database_url: str | None = None
 ) -> MaintenanceReport:
-    """Expire what is past its expiry, flag overdue QC, re-verify the custody chain, sign a
-    checkpoint over it."""
+    """Expire what is past its expiry, forget API idempotency keys past their retention,
+    flag overdue QC, re-verify the custody chain, sign a checkpoint over it."""
     minutes = (
         int(qc_turnaround.canonical)
         if qc_turnaround is not None
@@ -162,6 +174,7 @@ def lab_maintenance(
     checkpoint = sign_checkpoint(database_url, None) if custody.events else None
     return MaintenanceReport(
         expired=expired,
+        idempotency_keys_forgotten=forget_keys(database_url),
         overdue_qc=overdue,
         custody=custody,
         checkpoint=checkpoint,

@@ -39,6 +39,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from flows.common import engine_for
 from flows.deploy import ROOT, deploy_all
+from flows.topology import prefect_server_command, worker_command
 from lims.db import read_session
 from lims.demo import newest_material
 
@@ -155,7 +156,7 @@ def run_scale_check(postgres_admin_url: str, workdir: Path, pool: str = "lab") -
     )
     with prefect_database(postgres_admin_url) as prefect_db:
         server_env = {**env, "PREFECT_SERVER_DATABASE_CONNECTION_URL": prefect_db}
-        server_args = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+        server_args = [PREFECT, *prefect_server_command("127.0.0.1", port)[1:]]
         with process(server_args, server_env, workdir / "server.log") as server:
             wait_for_api(api_url, server)
             timings["server start"] = time.perf_counter() - started
@@ -167,7 +168,7 @@ def run_scale_check(postgres_admin_url: str, workdir: Path, pool: str = "lab") -
             ):
                 names = deploy_all(source=str(ROOT), work_pool=pool)
             timings["deploy"] = time.perf_counter() - mark
-            worker_args = [PREFECT, "worker", "start", "--pool", pool, "--type", "process"]
+            worker_args = [PREFECT, *worker_command(pool)[1:]]
             with process(worker_args, env, workdir / "worker.log"):
                 mark = time.perf_counter()
                 with temporary_settings(updates={PREFECT_API_URL: api_url}):
@@ -201,7 +202,15 @@ def main() -> None:
         ),
         help="a PostgreSQL URL whose user may create databases",
     )
+    parser.add_argument(
+        "--hosts",
+        action="store_true",
+        help="across hosts made with network namespaces (root; flows/hosts.py)",
+    )
     args = parser.parse_args()
+    if args.hosts:
+        hosts_main()
+        return
     workdir = Path(tempfile.mkdtemp(prefix="lims-scale-"))
     try:
         check = run_scale_check(args.postgres, workdir)
@@ -215,6 +224,27 @@ def main() -> None:
     print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in check.timings.items()))
     shutil.rmtree(workdir, ignore_errors=True)
     if check.state != "Completed" or check.material_state != "ACCEPTED":
+        raise SystemExit(1)
+
+
+def hosts_main() -> None:
+    """The topology across namespace hosts: a worker link cut, an API host killed."""
+    from flows import netns
+    from flows.hosts_run import run_hosts_check
+
+    reason = netns.unavailable()
+    if reason:
+        raise SystemExit(f"--hosts: {reason}")
+    workdir = Path(tempfile.mkdtemp(prefix="lims-hosts-"))
+    try:
+        check = run_hosts_check(workdir)
+    except BaseException:
+        print(f"logs kept in {workdir}", file=sys.stderr)
+        raise
+    print("\n".join(check.lines()))
+    shutil.rmtree(workdir, ignore_errors=True)
+    ok = check.duplicate_steps == 0 and check.conservation_ok and check.chain_ok
+    if not ok or check.orders_stored != check.orders_sent:
         raise SystemExit(1)
 
 

@@ -63,6 +63,8 @@ class PipelineDemo:
     lots: dict[str, str] = field(default_factory=dict)
     doses: dict[str, str] = field(default_factory=dict)
     refusal: str = ""
+    bedside_refusal: str = ""
+    orders: dict[str, str] = field(default_factory=dict)
     yields: list[str] = field(default_factory=list)
     runs: list[FlowRun] = field(default_factory=list)
     human: list[str] = field(default_factory=list)
@@ -226,11 +228,13 @@ class Scenario:
             **self.requests(cast).dispatch(order, label(scanned), logger),
         )
 
-    def receive(self, cast: Cast, desk: str, order: str, nurse: str) -> Any:
+    def receive(
+        self, cast: Cast, desk: str, order: str, nurse: str, temperature: str = "4.1 degC"
+    ) -> Any:
         return self.flow(
             clinic_receipt,
             lambda x: f"order {x.order}: dose {label(x.dose)} {x.state} ({x.custodian})",
-            **self.requests(cast).receipt(desk, order, nurse),
+            **self.requests(cast).receipt(desk, order, nurse, temperature),
         )
 
     def maintenance(self) -> None:

@@ -239,7 +239,10 @@ class Requests:
                 "dose": "1 vial",
                 "session_number": session_number,
                 "sessions_total": 6,
-                "planned_use_at": (utcnow() + timedelta(days=3)).isoformat(),
+                # Session n four weeks after session n-1 (AAPE: every 3-5 weeks [2][3]).
+                "planned_use_at": (
+                    utcnow() + timedelta(days=3, weeks=4 * (session_number - 1))
+                ).isoformat(),
                 "ship_to": ship_to,
                 "prescriber": "Dr. H. Fukuoka",
                 "consent_ref": f"CONSENT-{coi[-6:]}",
@@ -258,11 +261,13 @@ class Requests:
             "dispatched_by": self.cast.tech,
         }
 
-    def receipt(self, desk: str, order: str, nurse: str) -> dict[str, Any]:
+    def receipt(
+        self, desk: str, order: str, nurse: str, temperature: str = "4.1 degC"
+    ) -> dict[str, Any]:
         return {
             "order": order,
             "received_at": utcnow().isoformat(),
-            "temperature": "4.1 degC",
+            "temperature": temperature,
             "received_by": nurse,
             "confirmed_by": desk,
         }

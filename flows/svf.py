@@ -24,8 +24,8 @@ from flows.common import (
     state_of,
 )
 from flows.tasks import StepSpec, record
+from lims.quantity_fields import CellCount, Volume
 from lims.sops.parameters import ParametersOf, StageParameters
-from lims.units import CellCount, Volume
 
 SvfParameters = Annotated[StageParameters, ParametersOf("SVF-SEP")]
 NanofatParameters = Annotated[StageParameters, ParametersOf("NANOFAT-PREP")]

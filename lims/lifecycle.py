@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from lims.custody.ledger import last_seq
 from lims.materials.models import Material
 from lims.materials.policy import MATERIAL_RULES, TransitionPolicy
 from lims.materials.transitions import apply_transition
+from lims.notifications import events
 from lims.parties.models import User
 from lims.qc.rules import ReleaseEvidence
 
@@ -27,6 +29,13 @@ def transition(
     reason: str | None = None,
 ) -> Material:
     """Move ``material`` to ``to_state`` if its machine, the roles and the lab's rules allow."""
-    return apply_transition(
+    old = material.state
+    apply_transition(
         session, material=material, to_state=to_state, actor=actor, reason=reason, policy=LAB_POLICY
     )
+    # Written here, above the materials feature, so every state change in the lab tells the
+    # clinic concerned in the same transaction (lims.notifications.events).
+    events.material_state_changed(
+        session, material=material, old=old, seq=last_seq(session), reason=reason
+    )
+    return material

@@ -8,12 +8,21 @@ from lims.custody.models import (
     CustodyMaterial,
     CustodyTimestamp,
 )
+from lims.doses.models import DoseAtClinic, DoseDisposition, DoseLoggerFile
 from lims.idempotency.models import FlowIdempotency
 from lims.materials.models import IdSequence, LineageEdge, Material, StorageLocation
 from lims.models_base import metadata
+from lims.notifications.models import (
+    ClinicContact,
+    DeliveryAttempt,
+    Notification,
+    NotificationDelivery,
+    WebhookEndpoint,
+)
 from lims.orders.models import DoseOrder
 from lims.parties.models import Clinic, Instrument, Patient, ReagentLot, User
 from lims.qc.models import Deviation, DonorEligibility, QcResult
+from lims.recalls.models import Recall, RecallClinic, RecallItem
 from lims.signatures.models import Signature
 from lims.sops.models import SopVersion
 from lims.steps.models import Step, StepCorrection, StepInput, StepLoss, StepResource
@@ -21,13 +30,18 @@ from lims.steps.models import Step, StepCorrection, StepInput, StepLoss, StepRes
 __all__ = [
     "ApiKey",
     "Clinic",
+    "ClinicContact",
     "CustodyCheckpoint",
     "CustodyEvent",
     "CustodyHead",
     "CustodyMaterial",
     "CustodyTimestamp",
+    "DeliveryAttempt",
     "Deviation",
     "DonorEligibility",
+    "DoseAtClinic",
+    "DoseDisposition",
+    "DoseLoggerFile",
     "DoseOrder",
     "FlowIdempotency",
     "IdSequence",
@@ -35,9 +49,14 @@ __all__ = [
     "Instrument",
     "LineageEdge",
     "Material",
+    "Notification",
+    "NotificationDelivery",
     "Patient",
     "QcResult",
     "ReagentLot",
+    "Recall",
+    "RecallClinic",
+    "RecallItem",
     "SignInThrottle",
     "Signature",
     "SopVersion",
@@ -48,5 +67,6 @@ __all__ = [
     "StepResource",
     "StorageLocation",
     "User",
+    "WebhookEndpoint",
     "metadata",
 ]

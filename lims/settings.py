@@ -5,8 +5,9 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that were ever published (in this repository's history): never a signing key.
@@ -51,6 +52,9 @@ class Settings(BaseSettings):
     # "X" is not a real FIN prefix, so demo ids can never be mistaken for a licensed site's.
     facility_code: str = "X0001"
     facility_name: str = "Demo Cell Processing Facility"
+    # The lab's own time zone (IANA name): the lab's pages show times in it; a clinic's
+    # pages use the clinic's zone. Stored times are UTC whatever this says.
+    lab_time_zone: str = "UTC"
     # SQLite waits this long for a writer's lock before reporting "database is locked".
     sqlite_busy_timeout_ms: int = 15000
     # Sign-in throttling (NIST SP 800-63B 5.2.2): wrong passwords a client (or an account)
@@ -64,10 +68,18 @@ class Settings(BaseSettings):
     sign_in_backoff_seconds: int = 60
     lockout_minutes: int = 15
     min_password_length: int = 12
+    # How far ahead a dose may be ordered: a course of 6 sessions every 3-5 weeks
+    # (domain.md 0 [3]) spans about 30 weeks; [I] half a year.
+    dose_max_days_ahead: int = 183
+    # How long the API keeps an Idempotency-Key's first answer (the nightly maintenance
+    # forgets older ones); a client retries within minutes, an audit never needs them.
+    idempotency_retention_days: int = Field(default=30, ge=1, le=3650)
     # argon2id cost (argon2-cffi defaults); tests lower it, production refuses less than
     # OWASP's minimum (19 MiB, 2 passes).
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
+    # Bearer token for /metrics; unset: /metrics open in dev and test, refused in production.
+    metrics_token: str = ""
 
     @property
     def production(self) -> bool:
@@ -91,6 +103,13 @@ class Settings(BaseSettings):
             raise ValueError("argon2 cost below OWASP's minimum (19 MiB, 2 passes)")
         if self.production and self.database_url.startswith("sqlite"):
             raise ValueError("production runs on PostgreSQL: set LIMS_DATABASE_URL")
+        try:
+            ZoneInfo(self.lab_time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"LIMS_LAB_TIME_ZONE must be an IANA name such as Asia/Tokyo, "
+                f"got {self.lab_time_zone!r}"
+            ) from None
         code = self.facility_code
         if len(code) != 5 or not code[0].isalpha() or not code.isalnum() or not code.isupper():
             raise ValueError(
@@ -148,3 +167,48 @@ class CheckpointSettings(BaseSettings):
 def get_checkpoint_settings() -> CheckpointSettings:
     """Return the checkpoint settings (read once from the environment)."""
     return CheckpointSettings()
+
+
+class NotificationSettings(BaseSettings):
+    """Webhook and e-mail delivery to clinics (lims.notifications)."""
+
+    model_config = SettingsConfigDict(env_prefix="LIMS_", env_file=".env", extra="ignore")
+
+    environment: Literal["dev", "test", "production"] = "dev"
+    # Webhook targets on loopback, link-local or private addresses (and plain http) are
+    # refused (SSRF) unless this is on; tests turn it on for a receiver on 127.0.0.1.
+    # Production refuses it.
+    webhook_allow_private_targets: bool = False
+    webhook_timeout_seconds: float = 10.0
+    # After a rotation the old secret keeps signing this long, beside the new one.
+    webhook_secret_overlap_hours: float = 24.0
+    # An endpoint failing this many times in a row is disabled and the clinic is e-mailed.
+    webhook_disable_after_failures: int = 20
+    # Retries: base * 2**(attempt-1), capped, until max attempts; then the delivery is DEAD
+    # (manual redelivery puts it back).
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 6 * 3600.0
+    max_attempts: int = 15
+    # A worker's claim on a delivery; a killed worker's deliveries are sent again after it.
+    claim_seconds: float = 120.0
+    # Empty smtp_host: e-mails stay PENDING in the outbox (nothing is lost, nothing is sent).
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password: str = ""
+    mail_from: str = "lims@lab.invalid"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> "NotificationSettings":
+        if self.environment == "production" and self.webhook_allow_private_targets:
+            raise ValueError("LIMS_WEBHOOK_ALLOW_PRIVATE_TARGETS is refused in production (SSRF)")
+        if self.max_attempts < 1 or self.retry_base_seconds <= 0 or self.claim_seconds <= 0:
+            raise ValueError("notification retries need max_attempts >= 1 and positive times")
+        return self
+
+
+@lru_cache
+def get_notification_settings() -> NotificationSettings:
+    """Return the notification settings (read once from the environment)."""
+    return NotificationSettings()

@@ -14,13 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 import pint
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import PydanticCustomError, core_schema
 
+from lims.amounts import amount_text, plain_number, shown_number
 from lims.errors import InvalidInput
 from lims.plausible import ABSOLUTE_ZERO_C, BOUNDS, Bounds
 
@@ -149,19 +147,6 @@ def _to_decimal(raw: Any, *, field: str | None) -> Decimal:
     return value
 
 
-def _fmt(value: Decimal) -> str:
-    """Plain notation without exponent or trailing zeros: 1E+3 prints as 1000."""
-    text = format(value.normalize(), "f")
-    return text if text not in ("-0", "") else "0"
-
-
-def _shown(value: Decimal) -> str:
-    """A number for a message: plain, or in E notation when plain would be very long (a
-    refusal of "5e-999999 mL" must not be a megabyte of zeros)."""
-    text = _fmt(value)
-    return text if len(text) <= 40 else format(value.normalize(), "E")
-
-
 @dataclass(frozen=True, order=False)
 class Quantity:
     """A checked quantity: value and unit as entered, plus canonical Decimal magnitude."""
@@ -189,13 +174,13 @@ class Quantity:
 
     def as_json(self) -> dict[str, str]:
         """Value and unit as entered, the form the API returns and accepts."""
-        return {"value": _fmt(self.value), "unit": self.unit}
+        return {"value": plain_number(self.value), "unit": self.unit}
 
     def __str__(self) -> str:
-        return f"{_fmt(self.value)} {self.unit}".rstrip()
+        return amount_text(self.value, self.unit, exact=True)
 
     def canonical_str(self) -> str:
-        return f"{_fmt(self.canonical)} {self.canonical_unit}"
+        return amount_text(self.canonical, self.canonical_unit)
 
     def _check_same_kind(self, other: Quantity) -> None:
         if other.kind is not self.kind:
@@ -233,21 +218,21 @@ def _check_bounds(
     """Refuse what is physically impossible or implausible for the kind, saying why."""
     info = KINDS[kind]
     bounds = info.bounds
-    shown = f"{_fmt(value)} {unit}".rstrip()
+    shown = amount_text(value, unit, exact=True)
     if kind is QuantityKind.TEMPERATURE and converted < ABSOLUTE_ZERO_C:
         raise InvalidInput(
-            f"{shown} is below absolute zero ({_fmt(ABSOLUTE_ZERO_C)} degC)", field=field
+            f"{shown} is below absolute zero ({plain_number(ABSOLUTE_ZERO_C)} degC)", field=field
         )
     if converted > bounds.high:
         raise InvalidInput(
             f"{shown} is above the largest plausible {info.noun.split(' ', 1)[1]} "
-            f"{_fmt(bounds.high)} {info.canonical_unit} ({bounds.source})",
+            f"{plain_number(bounds.high)} {info.canonical_unit} ({bounds.source})",
             field=field,
         )
     if converted < bounds.low:
         raise InvalidInput(
             f"{shown} is below the smallest plausible {info.noun.split(' ', 1)[1]} "
-            f"{_fmt(bounds.low)} {info.canonical_unit} ({bounds.source})",
+            f"{plain_number(bounds.low)} {info.canonical_unit} ({bounds.source})",
             field=field,
         )
 
@@ -287,7 +272,7 @@ def _read(raw: Any, info: KindInfo, *, field: str | None) -> tuple[Decimal, str,
     unit = unit.strip()
     if not unit and info is not KINDS[QuantityKind.COUNT]:
         raise InvalidInput(
-            f"a unit is required: write e.g. '{_fmt(value)} {info.canonical_unit}'",
+            f"a unit is required: write e.g. '{plain_number(value)} {info.canonical_unit}'",
             field=field,
         )
     try:
@@ -309,17 +294,25 @@ def parse_quantity(raw: Any, kind: QuantityKind, *, field: str | None = None) ->
     info = KINDS[kind]
     value, unit, units = _read(raw, info, field=field)
     if units.dimensionality != info.dimensionality:
-        raise InvalidInput(f"expected {info.noun}, got {_fmt(value)} {unit}", field=field)
+        raise InvalidInput(
+            f"expected {info.noun}, got {amount_text(value, unit, exact=True)}", field=field
+        )
     if value < 0 and not info.allow_negative:
-        raise InvalidInput(f"must not be negative, got {_fmt(value)} {unit}".rstrip(), field=field)
+        raise InvalidInput(
+            f"must not be negative, got {amount_text(value, unit, exact=True)}", field=field
+        )
     if abs(value) >= MAX_MAGNITUDE:
-        raise InvalidInput(f"{_fmt(value)} {unit} is too large to be real", field=field)
+        raise InvalidInput(
+            f"{amount_text(value, unit, exact=True)} is too large to be real", field=field
+        )
     try:
         converted = Decimal(Q_(value, units).to(info.canonical_unit).magnitude)
     except (pint.DimensionalityError, InvalidOperation) as exc:
         raise InvalidInput(f"cannot convert {value} {unit}: {exc}", field=field) from None
     if not converted.is_finite():
-        raise InvalidInput(f"{_fmt(value)} {unit} is too large to be real", field=field)
+        raise InvalidInput(
+            f"{amount_text(value, unit, exact=True)} is too large to be real", field=field
+        )
     # Bounded before rounding: the kind's bounds keep every canonical value far inside
     # Numeric(38, 12) (and below MAX_MAGNITUDE).
     _check_bounds(kind, converted, value, unit, field)
@@ -327,12 +320,12 @@ def parse_quantity(raw: Any, kind: QuantityKind, *, field: str | None = None) ->
     if info.whole and canonical != canonical.to_integral_value():
         raise InvalidInput(
             f"{info.noun} is counted in whole {info.canonical_unit}s, got "
-            f"{_fmt(canonical)} {info.canonical_unit}",
+            f"{plain_number(canonical)} {info.canonical_unit}",
             field=field,
         )
     if converted != 0 and canonical == 0:
         raise InvalidInput(
-            f"{_shown(value)} {unit} is below the smallest recordable amount "
+            f"{shown_number(value)} {unit} is below the smallest recordable amount "
             f"({_QUANTUM} {info.canonical_unit})",
             field=field,
         )
@@ -373,60 +366,6 @@ def quantity_kind(
     for kind in among:
         if units.dimensionality == KINDS[kind].dimensionality:
             return kind
-    got = f"{_fmt(value)} {unit}".rstrip()
+    got = amount_text(value, unit, exact=True)
     nouns = " or ".join(KINDS[k].noun for k in among)
     raise WrongKind(f"expected {nouns}, got {got}", got=got, field=field)
-
-
-@dataclass(frozen=True)
-class QuantityOf:
-    """Pydantic marker: ``Annotated[Quantity, QuantityOf(QuantityKind.VOLUME)]``."""
-
-    kind: QuantityKind
-
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        kind = self.kind
-
-        def validate(raw: Any) -> Quantity:
-            try:
-                return parse_quantity(raw, kind)
-            except InvalidInput as exc:
-                # Pydantic reports the field location itself; the message says the rest.
-                raise PydanticCustomError("quantity", exc.message) from None
-
-        return core_schema.no_info_plain_validator_function(
-            validate,
-            serialization=core_schema.plain_serializer_function_ser_schema(lambda q: q.as_json()),
-        )
-
-    def __get_pydantic_json_schema__(
-        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        info = KINDS[self.kind]
-        example = f"3.5 {info.canonical_unit}"
-        return {
-            "description": f"{info.noun.capitalize()}: a number with a unit, "
-            f"e.g. '{example}' or {{'value': '3.5', 'unit': '{info.canonical_unit}'}}",
-            "anyOf": [
-                {"type": "string", "examples": [example]},
-                {
-                    "type": "object",
-                    "properties": {
-                        "value": {"type": "string", "examples": ["3.5"]},
-                        "unit": {"type": "string", "examples": [info.canonical_unit]},
-                    },
-                    "required": ["value", "unit"],
-                    "additionalProperties": False,
-                },
-            ],
-        }
-
-
-Volume = Annotated[Quantity, QuantityOf(QuantityKind.VOLUME)]
-Mass = Annotated[Quantity, QuantityOf(QuantityKind.MASS)]
-CellCount = Annotated[Quantity, QuantityOf(QuantityKind.CELLS)]
-VialCount = Annotated[Quantity, QuantityOf(QuantityKind.VIALS)]
-Duration = Annotated[Quantity, QuantityOf(QuantityKind.DURATION)]
-Temperature = Annotated[Quantity, QuantityOf(QuantityKind.TEMPERATURE)]

@@ -232,6 +232,26 @@ class Lab:
             self.release(lot)
         return lot
 
+    def allogeneic_lot(self) -> str:
+        """A released lot from the world's eligible allogeneic donor: any of the clinics'
+        patients may be given it (a test with many patients' orders for one lot)."""
+        from lims.qc.eligibility import record_donor_eligibility
+
+        culture = self.culture(coi=self.world.donor_coi, use=Use.ALLOGENEIC)
+        lot = self.filled_lot(cm=self.cm_batch("61 mL", culture=culture))
+        self.move(lot, "QC_TESTING")
+        self.pass_qc(lot)
+        with write_session(self.engine) as s:
+            record_donor_eligibility(
+                s,
+                donor=get_patient(s, coi_id=self.world.donor_coi),
+                eligible=True,
+                actor=self.user(s, self.world.qa_id),
+                basis="screening negative (HIV, HBV, HCV, syphilis); history",
+            )
+        self.release(lot)
+        return lot
+
     def filled_lot(
         self,
         *,
@@ -327,3 +347,20 @@ class Lab:
                 recipient_identifier_2=ids[1],
             ),
         )
+
+
+def more_patients(engine: Engine, world: World, n: int) -> list[str]:
+    """``n`` more of Ginza's patients: a course orders each session once (lims.orders.course),
+    so a test that places many orders at once spreads them over patients."""
+    from lims.parties.models import Clinic
+    from lims.parties.service import register_patient
+
+    with write_session(engine) as s:
+        clinic = s.get(Clinic, world.clinic_id)
+        assert clinic is not None
+        return [
+            register_patient(
+                s, clinic=clinic, identifier_1="1985-06-01", identifier_2=f"GHC-9{i:05d}"
+            ).coi_id
+            for i in range(n)
+        ]

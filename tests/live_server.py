@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import uvicorn
 from sqlalchemy import Engine
 
-from api.app import create_app
+from api.app import KEEP_ALIVE_SECONDS, create_app
 
 
 @contextmanager
@@ -24,6 +24,7 @@ def live_server(engine: Engine) -> Iterator[str]:
             port=port,
             log_level="warning",
             limit_concurrency=200,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

@@ -45,12 +45,16 @@ def test_cli_upgrade_and_demo_on_a_fresh_file(tmp_path: Path) -> None:
     # The first donation's lineage: the fat is used up, doses went out, one waits.
     assert "lipoaspirate CONSUMED" in out
     assert "dose RECEIVED_AT_CLINIC" in out
-    assert "dose LABELED" in out
+    assert "dose ADMINISTERED" in out and "dose DEALLOCATED" in out
     assert "conservation holds" in out
     # The scenario: a rejected SVF, a lot on hold, the refused dispatch, every flow run.
     assert "QC_FAILED" in out and "REJECTED by Yui Tanaka" in out
     assert "ON_HOLD (on hold: DV-" in out
     assert "refused as it should be" in out and "DispatchRefused" in out
+    # The clinic's end: quarantine released by QA, a vial returned, a wrong-patient scan.
+    assert "received at 12 degC, quarantined with a deviation; RELEASED for use by QA" in out
+    assert "returned to its lot by QA" in out and "left 26 vials" in out
+    assert "do not administer: wrong patient" in out
     assert "34/34" in out and "34 flow runs in" in out
     assert "custody verify: OK:" in out
     # What the flows left in the database.
@@ -58,14 +62,17 @@ def test_cli_upgrade_and_demo_on_a_fresh_file(tmp_path: Path) -> None:
     with read_session(engine) as s:
         states = Counter((m.kind, m.state) for m in s.exec(select(Material)).all())
         assert states[("aape_lot", "RELEASED")] == 2 and states[("aape_lot", "ON_HOLD")] == 1
-        assert states[("dose", "RECEIVED_AT_CLINIC")] == 3 and states[("dose", "LABELED")] == 1
+        assert states[("dose", "RECEIVED_AT_CLINIC")] == 2 and states[("dose", "LABELED")] == 0
+        assert states[("dose", "ADMINISTERED")] == 1 and states[("dose", "DEALLOCATED")] == 1
         assert states[("svf", "REJECTED")] == 1
         assert [d.eligible for d in s.exec(select(DonorEligibility)).all()] == [True]
         assert Counter(o.status for o in s.exec(select(DoseOrder)).all()) == {
             "RECEIVED": 3,
-            "ALLOCATED": 1,
+            "CANCELLED": 1,
         }
-        assert [d.closed_at for d in s.exec(select(Deviation)).all()] == [None]
+        # The held lot's deviation stays open; the excursion's was closed by QA's release.
+        open_or_closed = [d.closed_at is None for d in s.exec(select(Deviation)).all()]
+        assert sorted(open_or_closed) == [False, True]
         assert verify_conservation(s).ok
     engine.dispose()
     skip = subprocess.run(

@@ -6,13 +6,11 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from lims.errors import InvalidInput
+from lims.quantity_fields import CellCount, Temperature, Volume
 from lims.units import (
     KINDS,
-    CellCount,
     Quantity,
     QuantityKind,
-    Temperature,
-    Volume,
     WrongKind,
     dimension_of,
     parse_quantity,

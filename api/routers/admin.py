@@ -1,12 +1,15 @@
 """For administrators: clinics, users (with passwords), instruments, reagent lots."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlmodel import Session
 
+from api import idempotency
+from api.idempotency import IdempotencyKey
 from api.schemas import UserOut
 from api.security import AdminUser, EngineDep
-from lims.db import write_session
-from lims.parties.models import Role
+from lims.parties.models import Role, User
 from lims.parties.queries import get_clinic
 from lims.parties.schemas import ClinicIn, InstrumentIn, ReagentIn, UserIn
 from lims.parties.service import add_instrument, add_reagent_lot, create_clinic, create_user
@@ -15,16 +18,41 @@ from lims.signatures.passwords import set_password
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-@router.post("/clinics", status_code=201)
-def new_clinic(engine: EngineDep, user: AdminUser, body: ClinicIn) -> dict[str, str]:
-    with write_session(engine) as session:
+class ClinicOut(BaseModel):
+    code: str
+    name: str
+
+
+@router.post("/clinics", status_code=201, response_model=ClinicOut)
+def new_clinic(
+    request: Request,
+    engine: EngineDep,
+    user: AdminUser,
+    body: ClinicIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Register a clinic (code and name); its desk accounts are then made with createUser."""
+
+    def handle(session: Session, actor: User) -> object:
         clinic = create_clinic(session, code=body.code, name=body.name, actor=user)
         return {"code": clinic.code, "name": clinic.name}
 
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=201, handler=handle
+    )
+
 
 @router.post("/users", status_code=201, response_model=UserOut)
-def new_user(engine: EngineDep, user: AdminUser, body: UserIn) -> UserOut:
-    with write_session(engine) as session:
+def new_user(
+    request: Request,
+    engine: EngineDep,
+    user: AdminUser,
+    body: UserIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Create a staff or clinic-desk account with the password the administrator sets."""
+
+    def handle(session: Session, actor: User) -> object:
         clinic = get_clinic(session, code=body.clinic_code) if body.clinic_code else None
         created = create_user(
             session,
@@ -42,14 +70,26 @@ def new_user(engine: EngineDep, user: AdminUser, body: UserIn) -> UserOut:
             clinic=clinic.code if clinic else None,
         )
 
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=201, handler=handle
+    )
+
 
 class CreatedOut(BaseModel):
     id: int
 
 
 @router.post("/instruments", status_code=201, response_model=CreatedOut)
-def new_instrument(engine: EngineDep, user: AdminUser, body: InstrumentIn) -> CreatedOut:
-    with write_session(engine) as session:
+def new_instrument(
+    request: Request,
+    engine: EngineDep,
+    user: AdminUser,
+    body: InstrumentIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Register an instrument with its calibration due date (steps check it)."""
+
+    def handle(session: Session, actor: User) -> object:
         inst = add_instrument(
             session,
             asset_tag=body.asset_tag,
@@ -60,10 +100,22 @@ def new_instrument(engine: EngineDep, user: AdminUser, body: InstrumentIn) -> Cr
         )
         return CreatedOut(id=inst.id or 0)
 
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=201, handler=handle
+    )
+
 
 @router.post("/reagent-lots", status_code=201, response_model=CreatedOut)
-def new_reagent_lot(engine: EngineDep, user: AdminUser, body: ReagentIn) -> CreatedOut:
-    with write_session(engine) as session:
+def new_reagent_lot(
+    request: Request,
+    engine: EngineDep,
+    user: AdminUser,
+    body: ReagentIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Register a reagent lot with its expiry (steps refuse an expired lot)."""
+
+    def handle(session: Session, actor: User) -> object:
         lot = add_reagent_lot(
             session,
             reagent_type=body.reagent_type,
@@ -73,3 +125,7 @@ def new_reagent_lot(engine: EngineDep, user: AdminUser, body: ReagentIn) -> Crea
             actor=user,
         )
         return CreatedOut(id=lot.id or 0)
+
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=201, handler=handle
+    )

@@ -13,7 +13,14 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, BeforeValidator
 
 from api.downloads import content_disposition
-from api.schemas import QuantityOut, UtcTime, q_out
+from api.enums import MaterialKindName, MaterialStateName
+from api.routers.audit_models import (
+    CheckpointOut,
+    ConsistencyProofOut,
+    CustodyEventOut,
+    InclusionProofOut,
+)
+from api.schemas import QuantityOut, UtcTime, file_response, q_out
 from api.security import AuditUser, EngineDep
 from lims.custody.checkpoint import (
     checkpoint_document,
@@ -36,8 +43,8 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 
 class LineageNode(BaseModel):
     material_id: str
-    kind: str
-    state: str
+    kind: MaterialKindName
+    state: MaterialStateName
     depth: int
     initial: QuantityOut
     remaining: QuantityOut
@@ -51,6 +58,7 @@ class LineageOut(BaseModel):
 
 @router.get("/materials/{material_id}/lineage", response_model=LineageOut)
 def lineage(engine: EngineDep, user: AuditUser, material_id: str) -> LineageOut:
+    """The material's ancestors and descendants with what each made and has left."""
     with read_session(engine) as session:
         m = get_material(session, material_id)
 
@@ -74,12 +82,15 @@ def lineage(engine: EngineDep, user: AuditUser, material_id: str) -> LineageOut:
         )
 
 
-@router.get("/materials/{material_id}/custody")
-def custody(engine: EngineDep, user: AuditUser, material_id: str) -> list[dict[str, Any]]:
+@router.get("/materials/{material_id}/custody", response_model=list[CustodyEventOut])
+def custody(engine: EngineDep, user: AuditUser, material_id: str) -> list[CustodyEventOut]:
     """Every custody event naming the material, oldest first."""
     with read_session(engine) as session:
         m = get_material(session, material_id)
-        return [as_dict(e) for e in history(session, material_id=m.material_id)]
+        return [
+            CustodyEventOut.model_validate(as_dict(e))
+            for e in history(session, material_id=m.material_id)
+        ]
 
 
 class SignatureCheckOut(BaseModel):
@@ -160,7 +171,11 @@ Since = Annotated[
 ]
 
 
-@router.get("/exports/custody.jsonl", response_class=StreamingResponse)
+@router.get(
+    "/exports/custody.jsonl",
+    response_class=StreamingResponse,
+    responses=file_response("application/x-ndjson", "one custody event per line"),
+)
 def export_json_lines(engine: EngineDep, user: AuditUser, since: Since = None) -> StreamingResponse:
     """The ledger as JSON Lines: check it offline with python -m lims.custody.verify."""
 
@@ -198,7 +213,11 @@ COLUMNS = [
 ]
 
 
-@router.get("/exports/custody.csv", response_class=StreamingResponse)
+@router.get(
+    "/exports/custody.csv",
+    response_class=StreamingResponse,
+    responses=file_response("text/csv", "the custody events, a header row first"),
+)
 def export_csv(engine: EngineDep, user: AuditUser, since: Since = None) -> StreamingResponse:
     """The ledger as CSV for spreadsheets (the JSON Lines export is the verifiable one)."""
     import json
@@ -246,7 +265,7 @@ def _pdf(document: Document, name: str) -> Response:
 @router.get(
     "/materials/{material_id}/coa.pdf",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}},
+    responses=file_response("application/pdf", "the document (PDF)"),
 )
 def coa(engine: EngineDep, user: AuditUser, material_id: str) -> Response:
     """Certificate of analysis: results, specifications, methods, release signature."""
@@ -258,7 +277,7 @@ def coa(engine: EngineDep, user: AuditUser, material_id: str) -> Response:
 @router.get(
     "/materials/{material_id}/custody-report.pdf",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}},
+    responses=file_response("application/pdf", "the document (PDF)"),
 )
 def custody_pdf(engine: EngineDep, user: AuditUser, material_id: str) -> Response:
     """Custody report of a dose, from the donor's tissue to the clinic's receipt."""
@@ -289,15 +308,21 @@ def _checkpoint_or_latest(session: Any, checkpoint_id: int | None) -> Any:
     return found
 
 
-@router.get("/checkpoints/latest")
-def latest_checkpoint_out(engine: EngineDep, user: AuditUser) -> dict[str, Any]:
+@router.get("/checkpoints/latest", response_model=CheckpointOut, response_model_exclude_unset=True)
+def latest_checkpoint_out(engine: EngineDep, user: AuditUser) -> CheckpointOut:
     """The newest signed checkpoint, as saved for python -m lims.custody.verify."""
     with read_session(engine) as session:
         found = _checkpoint_or_latest(session, None)
-        return checkpoint_document(session, found, public_key=public_pem(checkpoint_key()))
+        return CheckpointOut.model_validate(
+            checkpoint_document(session, found, public_key=public_pem(checkpoint_key()))
+        )
 
 
-@router.get("/proofs/inclusion/{seq}")
+@router.get(
+    "/proofs/inclusion/{seq}",
+    response_model=InclusionProofOut,
+    response_model_exclude_unset=True,
+)
 def inclusion_proof(
     engine: EngineDep,
     user: AuditUser,
@@ -306,18 +331,20 @@ def inclusion_proof(
         int | None,
         Query(ge=1, le=2_147_483_647, description="checkpoint id; the latest if unset"),
     ] = None,
-) -> dict[str, Any]:
+) -> InclusionProofOut:
     """Event ``seq``'s canonical bytes and its RFC 9162 inclusion proof against a checkpoint."""
     with read_session(engine) as session:
         found = _checkpoint_or_latest(session, checkpoint)
         proof = inclusion(session, seq=seq, checkpoint=found)
-        return {
-            **proof,
-            "checkpoint": checkpoint_json(found, public_key=public_pem(checkpoint_key())),
-        }
+        return InclusionProofOut.model_validate(
+            {
+                **proof,
+                "checkpoint": checkpoint_json(found, public_key=public_pem(checkpoint_key())),
+            }
+        )
 
 
-@router.get("/proofs/consistency")
+@router.get("/proofs/consistency", response_model=ConsistencyProofOut)
 def consistency_proof(
     engine: EngineDep,
     user: AuditUser,
@@ -326,8 +353,10 @@ def consistency_proof(
         int | None,
         Query(ge=1, le=2_147_483_647, description="the newer one's; the latest if unset"),
     ] = None,
-) -> dict[str, Any]:
+) -> ConsistencyProofOut:
     """The RFC 9162 consistency proof that one checkpoint's ledger is a prefix of another's."""
     with read_session(engine) as session:
         older = get_checkpoint(session, first)
-        return consistency(session, first=older, second=_checkpoint_or_latest(session, second))
+        return ConsistencyProofOut.model_validate(
+            consistency(session, first=older, second=_checkpoint_or_latest(session, second))
+        )

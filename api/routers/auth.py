@@ -78,6 +78,7 @@ def logout(engine: EngineDep, user: CurrentUser) -> Response:
 
 @router.get("/me", response_model=UserOut)
 def me(engine: EngineDep, user: CurrentUser) -> UserOut:
+    """Who the token or API key belongs to: username, role, clinic."""
     with read_session(engine) as session:
         clinic = session.get(Clinic, user.clinic_id) if user.clinic_id else None
     return UserOut(

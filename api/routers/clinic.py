@@ -3,17 +3,21 @@ the caller's clinic; another clinic's ids are answered with 404."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from api import idempotency
+from api.enums import OrderStatusFilter
+from api.idempotency import IdempotencyKey
 from api.schemas import (
-    MAX_PAGE,
     ApiKeyIn,
     ApiKeyOut,
+    Cursor,
     HarvestIn,
+    Limit,
     MaterialOut,
+    Offset,
     OrderIn,
     OrderOut,
     Page,
@@ -21,6 +25,7 @@ from api.schemas import (
     PatientOut,
     ReasonIn,
     ReceiptIn,
+    TimelineEventOut,
     material_out,
     order_out,
     page,
@@ -33,16 +38,12 @@ from lims.materials.kinds import MaterialKind, Use
 from lims.materials.service import hand_over, register_material
 from lims.orders.queries import orders_visible_to
 from lims.orders.service import cancel_order, confirm_receipt, order_for, patient_for, place
+from lims.orders.timeline import timeline_of
 from lims.parties.models import Clinic, DonorType, User
 from lims.parties.queries import patients_visible_to
 from lims.parties.service import register_patient
 
 router = APIRouter(prefix="/clinic", tags=["clinic"])
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", description="retry-safe key for this POST")
-]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
-Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 
 
 def _clinic(session: Session, actor: User) -> Clinic:
@@ -81,16 +82,23 @@ def create_patient(
 
 @router.get("/patients", response_model=Page[PatientOut])
 def list_patients(
-    engine: EngineDep, user: ClinicUser, limit: Limit = 50, offset: Offset = 0
+    engine: EngineDep,
+    user: ClinicUser,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> dict[str, object]:
+    """The clinic's patients, oldest first, a page at a time."""
     with read_session(engine) as session:
-        return page(
-            patients_visible_to(session, actor=user, limit=limit, offset=offset), patient_out
+        listing = patients_visible_to(
+            session, actor=user, limit=limit, offset=offset, cursor=cursor
         )
+        return page(listing, patient_out)
 
 
 @router.get("/patients/{coi_id}", response_model=PatientOut)
 def get_patient(engine: EngineDep, user: ClinicUser, coi_id: str) -> PatientOut:
+    """One of the clinic's patients by chain-of-identity id (another clinic's is 404)."""
     with read_session(engine) as session:
         return patient_out(patient_for(session, actor=user, coi_id=coi_id))
 
@@ -156,10 +164,14 @@ def list_orders(
     user: ClinicUser,
     limit: Limit = 50,
     offset: Offset = 0,
-    status: Annotated[str | None, Query(max_length=16)] = None,
+    status: Annotated[OrderStatusFilter | None, Query(max_length=16)] = None,
+    cursor: Cursor = None,
 ) -> dict[str, object]:
+    """The clinic's orders, oldest first, optionally of one status; by offset or cursor."""
     with read_session(engine) as session:
-        listing = orders_visible_to(session, actor=user, status=status, limit=limit, offset=offset)
+        listing = orders_visible_to(
+            session, actor=user, status=status, limit=limit, offset=offset, cursor=cursor
+        )
         return page(listing, lambda o: order_out(session, o))
 
 
@@ -170,14 +182,37 @@ def get_order(engine: EngineDep, user: ClinicUser, number: str) -> OrderOut:
         return order_out(session, order_for(session, actor=user, number=number))
 
 
+@router.get("/orders/{number}/events", response_model=list[TimelineEventOut])
+def order_events(engine: EngineDep, user: ClinicUser, number: str) -> list[TimelineEventOut]:
+    """The order's timeline: what happened, when (the clinic's time zone), by whom."""
+    with read_session(engine) as session:
+        order = order_for(session, actor=user, number=number)
+        return [
+            TimelineEventOut.model_validate(e, from_attributes=True)
+            for e in timeline_of(session, order=order)
+        ]
+
+
 @router.post("/orders/{number}/cancel", response_model=OrderOut)
-def cancel(engine: EngineDep, user: ClinicUser, number: str, body: ReasonIn) -> OrderOut:
+def cancel(
+    request: Request,
+    engine: EngineDep,
+    user: ClinicUser,
+    number: str,
+    body: ReasonIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
     """Cancel an order that has not been dispatched."""
-    with write_session(engine) as session:
+
+    def handle(session: Session, actor: User) -> object:
         order = order_for(session, actor=user, number=number, lock=True)
         return order_out(
             session, cancel_order(session, order=order, actor=user, reason=body.reason)
         )
+
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=200, handler=handle
+    )
 
 
 @router.post("/orders/{number}/receipt", response_model=OrderOut)
@@ -202,6 +237,7 @@ def receive(
                 received_at=body.received_at,
                 temperature=body.temperature,
                 received_by=body.received_by,
+                logger_csv=body.logger_csv,
             ),
         )
 
@@ -222,6 +258,7 @@ def new_api_key(engine: EngineDep, user: ClinicUser, body: ApiKeyIn) -> ApiKeyOu
 
 @router.get("/api-keys", response_model=list[ApiKeyOut])
 def list_api_keys(engine: EngineDep, user: ClinicUser) -> list[ApiKeyOut]:
+    """The clinic's API keys (prefix, name, created, revoked); never the secret."""
     with read_session(engine) as session:
         return [
             ApiKeyOut(
@@ -233,5 +270,6 @@ def list_api_keys(engine: EngineDep, user: ClinicUser) -> list[ApiKeyOut]:
 
 @router.delete("/api-keys/{prefix}", status_code=204)
 def revoke(engine: EngineDep, user: ClinicUser, prefix: str) -> None:
+    """Revoke one of the clinic's API keys by its prefix; it stops working at once."""
     with write_session(engine) as session:
         revoke_api_key(session, actor=user, prefix=prefix)

@@ -18,9 +18,10 @@ from typing import Any
 from fastapi import APIRouter, Body
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, JsonValue, ValidationError
 
 from api.security import LabUser
+from lims.context import request_id
 from lims.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/lab/flows", tags=["lab"])
@@ -43,9 +44,18 @@ def _request_model(flow: Any) -> type[BaseModel] | None:
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
-@router.get("")
+class FlowStarted(BaseModel):
+    flow_run_id: str
+    state: str | None
+
+
+class FlowResult(BaseModel):
+    result: JsonValue = Field(description="the flow's typed result (see its module)")
+
+
+@router.get("", response_model=dict[str, dict[str, JsonValue] | None])
 def list_flows(user: LabUser) -> dict[str, Any]:
-    """The stage flows and the JSON schema of each one's request."""
+    """The stage flows and the JSON schema of each one's request (None: takes none)."""
     from flows import ENTRYPOINTS
 
     schemas: dict[str, Any] = {}
@@ -55,7 +65,16 @@ def list_flows(user: LabUser) -> dict[str, Any]:
     return schemas
 
 
-@router.post("/{name}", responses={202: {"description": "started through its deployment"}})
+@router.post(
+    "/{name}",
+    response_model=FlowResult,
+    responses={
+        202: {
+            "description": "started through its deployment (PREFECT_API_URL set)",
+            "model": FlowStarted,
+        }
+    },
+)
 def start_flow(
     name: str, user: LabUser, body: dict[str, Any] = Body(..., examples=[{"request": {}}])
 ) -> JSONResponse:
@@ -73,8 +92,12 @@ def start_flow(
     if os.environ.get("PREFECT_API_URL"):
         from prefect.deployments import run_deployment
 
+        rid = request_id.get()  # the flow run is tagged with the request that started it
         run: Any = run_deployment(
-            name=f"{name}/lims", timeout=0, parameters=jsonable_encoder(parameters)
+            name=f"{name}/lims",
+            timeout=0,
+            parameters=jsonable_encoder(parameters),
+            tags=[f"request-id:{rid}"] if rid else None,
         )
         return JSONResponse({"flow_run_id": str(run.id), "state": run.state_name}, status_code=202)
     # The flow reads LIMS_DATABASE_URL itself: a URL (with a password) is never passed as

@@ -4,27 +4,29 @@ deviations, storage, allocation, dispatch, signatures."""
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api import idempotency
-from api.routers import lab_labels, lab_qc
+from api.enums import MaterialKindFilter, MaterialStateFilter, MaterialStateName
+from api.idempotency import IdempotencyKey
+from api.routers import lab_dispatch, lab_labels, lab_qc
 from api.schemas import (
-    MAX_PAGE,
+    Cursor,
     DbId,
+    Limit,
     MaterialOut,
-    OrderOut,
+    Offset,
     Page,
     Strict,
     UtcTime,
     material_out,
-    order_out,
     page,
 )
 from api.security import EngineDep, LabUser
-from lims.db import read_session, write_session
+from lims.db import read_session
 from lims.errors import NotFound
 from lims.identity.codes import parse_material_id
 from lims.lifecycle import transition
@@ -37,20 +39,16 @@ from lims.materials.service import (
     lab_custodian,
     move_material,
 )
-from lims.orders.queries import orders_visible_to
-from lims.orders.service import allocate_order, dispatch_order, order_for
 from lims.parties.models import User
 from lims.signatures.models import Meaning
 from lims.signatures.service import sign
+from lims.sops.spec import SopDefinition
 from lims.steps.models import Step
 from lims.steps.queries import sops_in_force, step_input_ids
 from lims.steps.schemas import StepIn
 from lims.steps.service import record_step
 
 router = APIRouter(prefix="/lab", tags=["lab"])
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
-Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 
 
 class ReceiveIn(Strict):
@@ -132,11 +130,11 @@ def create_step(
     )
 
 
-@router.get("/sops")
-def list_sops(engine: EngineDep, user: LabUser) -> list[dict[str, Any]]:
+@router.get("/sops", response_model=list[SopDefinition])
+def list_sops(engine: EngineDep, user: LabUser) -> list[SopDefinition]:
     """The SOP versions in force, with their typed parameters."""
     with read_session(engine) as session:
-        return [sop.model_dump(mode="json") for sop in sops_in_force(session)]
+        return sops_in_force(session)
 
 
 @router.get("/materials", response_model=Page[MaterialOut])
@@ -145,10 +143,12 @@ def list_materials(
     user: LabUser,
     limit: Limit = 50,
     offset: Offset = 0,
-    kind: Annotated[str | None, Query(max_length=24)] = None,
-    state: Annotated[str | None, Query(max_length=24)] = None,
+    kind: Annotated[MaterialKindFilter | None, Query(max_length=24)] = None,
+    state: Annotated[MaterialStateFilter | None, Query(max_length=24)] = None,
     created_after: UtcTime | None = None,
+    cursor: Cursor = None,
 ) -> dict[str, object]:
+    """Materials, oldest first, filtered by kind, state and creation time."""
     with read_session(engine) as session:
         listing = materials(
             session,
@@ -157,36 +157,50 @@ def list_materials(
             created_after=created_after,
             limit=limit,
             offset=offset,
+            cursor=cursor,
         )
         return page(listing, lambda m: material_out(session, m))
 
 
 @router.get("/materials/{material_id}", response_model=MaterialOut)
 def get_one(engine: EngineDep, user: LabUser, material_id: str) -> MaterialOut:
+    """One material by its id (as printed or scanned; the check character is verified)."""
     with read_session(engine) as session:
         return material_out(session, get_material(session, material_id))
 
 
 class TransitionIn(Strict):
-    to_state: str = Field(max_length=24)
+    # Documented as the enum; an unknown or unreachable state is the machine's 409, which
+    # names the states reachable from here.
+    to_state: MaterialStateName = Field(max_length=24)
     reason: str | None = Field(default=None, max_length=2000)
 
 
 @router.post("/materials/{material_id}/transitions", response_model=MaterialOut)
 def move_state(
-    engine: EngineDep, user: LabUser, material_id: str, body: TransitionIn
-) -> MaterialOut:
+    request: Request,
+    engine: EngineDep,
+    user: LabUser,
+    material_id: str,
+    body: TransitionIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
     """Change state as the kind's state machine allows (refusals say why)."""
-    with write_session(engine) as session:
+
+    def handle(session: Session, actor: User) -> object:
         material = get_material(session, material_id, lock=True)
         transition(
             session,
             material=material,
             to_state=body.to_state.upper(),
-            actor=user,
+            actor=actor,
             reason=body.reason,
         )
         return material_out(session, material)
+
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=200, handler=handle
+    )
 
 
 class LocationIn(StoragePositionDetails):
@@ -199,8 +213,16 @@ class LocationOut(BaseModel):
 
 
 @router.post("/storage-locations", status_code=201, response_model=LocationOut)
-def new_location(engine: EngineDep, user: LabUser, body: LocationIn) -> LocationOut:
-    with write_session(engine) as session:
+def new_location(
+    request: Request,
+    engine: EngineDep,
+    user: LabUser,
+    body: LocationIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Add a storage position (site, freezer, rack, box, position)."""
+
+    def handle(session: Session, actor: User) -> object:
         loc = add_storage_location(
             session,
             site=body.site,
@@ -208,10 +230,14 @@ def new_location(engine: EngineDep, user: LabUser, body: LocationIn) -> Location
             rack=body.rack,
             box=body.box,
             position=body.position,
-            actor=user,
+            actor=actor,
             temperature=body.temperature,
         )
         return LocationOut(id=loc.id or 0, label=loc.label())
+
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=201, handler=handle
+    )
 
 
 class MoveIn(Strict):
@@ -219,84 +245,21 @@ class MoveIn(Strict):
 
 
 @router.post("/materials/{material_id}/moves", response_model=MaterialOut)
-def move(engine: EngineDep, user: LabUser, material_id: str, body: MoveIn) -> MaterialOut:
+def move(
+    request: Request,
+    engine: EngineDep,
+    user: LabUser,
+    material_id: str,
+    body: MoveIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
     """Put a material in a storage position (one material per position)."""
-    with write_session(engine) as session:
+
+    def handle(session: Session, actor: User) -> object:
         location = get_position(session, location_id=body.location_id)
         material = get_material(session, material_id, lock=True)
-        move_material(session, material=material, location=location, actor=user)
+        move_material(session, material=material, location=location, actor=actor)
         return material_out(session, material)
-
-
-@router.get("/orders", response_model=Page[OrderOut])
-def orders(
-    engine: EngineDep,
-    user: LabUser,
-    limit: Limit = 50,
-    offset: Offset = 0,
-    status: Annotated[str | None, Query(max_length=16)] = None,
-) -> dict[str, object]:
-    with read_session(engine) as session:
-        listing = orders_visible_to(session, actor=user, status=status, limit=limit, offset=offset)
-        return page(listing, lambda o: order_out(session, o))
-
-
-class AllocateIn(Strict):
-    lot_id: str | None = Field(default=None, description="a specific lot; default: FEFO")
-
-
-@router.post("/orders/{number}/allocation", response_model=OrderOut)
-def allocate(
-    request: Request,
-    engine: EngineDep,
-    user: LabUser,
-    number: str,
-    body: AllocateIn,
-    key: IdempotencyKey = None,
-) -> JSONResponse:
-    """Allocate released stock (first expiry first out) with identity checked."""
-
-    def handle(session: Session, actor: User) -> object:
-        order = order_for(session, actor=actor, number=number)
-        lot = get_material(session, body.lot_id) if body.lot_id else None
-        allocate_order(session, order=order, actor=actor, lot=lot)
-        return order_out(session, order_for(session, actor=actor, number=number))
-
-    return idempotency.respond(
-        request, engine, user=user, key=key, body=body, status_code=200, handler=handle
-    )
-
-
-class DispatchIn(Strict):
-    scanned_label: str = Field(max_length=40)
-    shipper: str = Field(max_length=100)
-    temperature_logger: str = Field(max_length=64)
-    transit: Any = Field(examples=["18 h"])
-
-
-@router.post("/orders/{number}/dispatch", response_model=OrderOut)
-def dispatch(
-    request: Request,
-    engine: EngineDep,
-    user: LabUser,
-    number: str,
-    body: DispatchIn,
-    key: IdempotencyKey = None,
-) -> JSONResponse:
-    """Run the dispatch gate (every failed check is named) and hand over to the courier."""
-
-    def handle(session: Session, actor: User) -> object:
-        order = order_for(session, actor=actor, number=number, lock=True)
-        dispatch_order(
-            session,
-            order=order,
-            actor=actor,
-            scanned_label=body.scanned_label,
-            shipper=body.shipper,
-            temperature_logger=body.temperature_logger,
-            transit=body.transit,
-        )
-        return order_out(session, order)
 
     return idempotency.respond(
         request, engine, user=user, key=key, body=body, status_code=200, handler=handle
@@ -322,16 +285,22 @@ class SignatureOut(BaseModel):
 
 
 @router.post("/signatures", status_code=201, response_model=SignatureOut)
-def new_signature(engine: EngineDep, user: LabUser, body: SignIn) -> SignatureOut:
-    """Sign the current version of a record; the password is asked every time."""
+def new_signature(
+    request: Request,
+    engine: EngineDep,
+    user: LabUser,
+    body: SignIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Sign the current version of a record; the password is asked every time (a retry with
+    the same Idempotency-Key returns the first signature instead of signing twice)."""
     record_id = (
         parse_material_id(body.record_id)
         if body.record_type in ("material", "batch_record")
         else body.record_id
     )
-    with write_session(engine) as session:
-        actor = session.get(User, user.id)
-        assert actor is not None
+
+    def handle(session: Session, actor: User) -> object:
         s = sign(
             session,
             user=actor,
@@ -351,11 +320,16 @@ def new_signature(engine: EngineDep, user: LabUser, body: SignIn) -> SignatureOu
             signed_at=s.signed_at,
         )
 
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=201, handler=handle
+    )
+
 
 @router.get("/steps/{step_id}", response_model=StepOut)
 def get_step(
     engine: EngineDep, user: LabUser, step_id: Annotated[int, Path(ge=1, le=2_147_483_647)]
 ) -> StepOut:
+    """One recorded process step: its SOP version, inputs, outputs, losses and parameters."""
     with read_session(engine) as session:
         step = session.get(Step, step_id)
         if step is None:
@@ -376,5 +350,6 @@ def get_step(
 
 
 # QC results and deviations, and labels, under the same /lab prefix.
+router.include_router(lab_dispatch.router)
 router.include_router(lab_qc.router)
 router.include_router(lab_labels.router)

@@ -4,14 +4,14 @@ Mounted under /lab by ``api.routers.lab``."""
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import Session
 
 from api import idempotency
+from api.idempotency import IdempotencyKey
 from api.security import EngineDep, LabUser
-from lims.db import write_session
 from lims.errors import NotFound
 from lims.materials.models import Material
 from lims.materials.service import get_material
@@ -22,7 +22,6 @@ from lims.qc.service import close_deviation, correct_result, enter_result, get_d
 from lims.qc.service import open_deviation as open_deviation_service
 
 router = APIRouter()
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 class QcOut(BaseModel):
@@ -77,13 +76,16 @@ def new_result(
 
 @router.post("/qc-results/{result_id}/corrections", status_code=201, response_model=QcOut)
 def correct(
+    request: Request,
     engine: EngineDep,
     user: LabUser,
     result_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
     body: CorrectionIn,
-) -> QcOut:
+    key: IdempotencyKey = None,
+) -> JSONResponse:
     """A corrected or retested value, referencing the result it replaces."""
-    with write_session(engine) as session:
+
+    def handle(session: Session, actor: User) -> object:
         original = session.get(QcResult, result_id)
         if original is None:
             raise NotFound(f"no QC result {result_id}")
@@ -93,6 +95,10 @@ def correct(
             session, result=original, value=body.value, reason=body.reason, actor=user
         )
         return _qc_out(material.material_id, fixed)
+
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=201, handler=handle
+    )
 
 
 class DeviationOut(BaseModel):
@@ -105,8 +111,16 @@ class DeviationOut(BaseModel):
 
 
 @router.post("/deviations", status_code=201, response_model=DeviationOut)
-def open_deviation(engine: EngineDep, user: LabUser, body: DeviationIn) -> DeviationOut:
-    with write_session(engine) as session:
+def open_deviation(
+    request: Request,
+    engine: EngineDep,
+    user: LabUser,
+    body: DeviationIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Open a deviation against a material (QA closes it with a resolution)."""
+
+    def handle(session: Session, actor: User) -> object:
         material = get_material(session, body.material_id)
         d = open_deviation_service(
             session, material=material, description=body.description, actor=user
@@ -120,11 +134,23 @@ def open_deviation(engine: EngineDep, user: LabUser, body: DeviationIn) -> Devia
             resolution=None,
         )
 
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=201, handler=handle
+    )
+
 
 @router.post("/deviations/{number}/close", response_model=DeviationOut)
-def close(engine: EngineDep, user: LabUser, number: str, body: CloseIn) -> DeviationOut:
+def close(
+    request: Request,
+    engine: EngineDep,
+    user: LabUser,
+    number: str,
+    body: CloseIn,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
     """QA closes a deviation with its resolution."""
-    with write_session(engine) as session:
+
+    def handle(session: Session, actor: User) -> object:
         d = close_deviation(
             session,
             deviation=get_deviation(session, number=number),
@@ -141,3 +167,7 @@ def close(engine: EngineDep, user: LabUser, number: str, body: CloseIn) -> Devia
             closed_at=d.closed_at,
             resolution=d.resolution,
         )
+
+    return idempotency.respond(
+        request, engine, user=user, key=key, body=body, status_code=200, handler=handle
+    )

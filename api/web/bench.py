@@ -10,12 +10,11 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
 from api.security import EngineDep
+from api.web.forms import Problems, human
 from api.web.render import page, redirect_with
 from api.web.session import WebUser, check_csrf, require_role
 from lims.db import read_session, write_session
-from lims.errors import LimsError, NotFound, StepRefused
-from lims.materials.queries import box_map, storage_boxes
-from lims.materials.service import get_material, remaining
+from lims.errors import LimsError, StepRefused
 from lims.parties.models import LAB_STAFF
 from lims.parties.queries import active_instruments, reagent_lots_of
 from lims.qc.queries import awaiting_results
@@ -56,6 +55,55 @@ def _unit_hint(spec: Any) -> str:
     return f"a number and unit, e.g. in {unit}" + (f"; range {bounds}" if bounds else "")
 
 
+def _is_param(sop: SopDefinition, name: str) -> bool:
+    return any(p.name == name and not p.derived for p in sop.parameters)
+
+
+def _placed(sop: SopDefinition, problem: str) -> tuple[str, str | None]:
+    """A refusal's message and the field it belongs by (None: about the whole form)."""
+    name, _, text = problem.partition(": ")
+    if text and _is_param(sop, name):
+        return text, f"param_{name}"
+    for t in sop.instrument_types:
+        if problem.endswith(f" needs a {t}; none recorded"):
+            return f"Choose the {human(t).lower()} you used", f"instrument_{t}"
+        if f"({t}) was due for calibration" in problem or f"({t}) is out of service" in problem:
+            return problem, f"instrument_{t}"
+    for t in sop.reagent_types:
+        if problem.endswith(f" needs a {t} lot; none recorded"):
+            return f"Choose the {human(t).lower()} lot you used", f"reagent_{t}"
+        if problem.startswith(f"{t} lot "):
+            return problem, f"reagent_{t}"
+    return problem, None
+
+
+def _step_page(
+    request: Request,
+    engine: EngineDep,
+    user: WebUser,
+    sop: SopDefinition,
+    form: dict[str, str],
+    outputs: int,
+    problems: Problems,
+) -> Response:
+    with read_session(engine) as session:
+        choices = _choices(session, sop)
+    return page(
+        request,
+        "step.html",
+        status_code=422 if problems else 200,
+        user=user,
+        sop=sop,
+        form=form,
+        outputs=max(1, min(outputs, 20)),
+        problems=problems,
+        hints={p.name: _unit_hint(p) for p in sop.parameters},
+        ParamType=ParamType,
+        InputMode=InputMode,
+        **choices,
+    )
+
+
 @router.get("/bench/step/{code}", response_class=HTMLResponse)
 def step_form(
     request: Request,
@@ -68,19 +116,8 @@ def step_form(
     require_role(user, *STAFF)
     with read_session(engine) as session:
         sop = _sop(session, code)
-        return page(
-            request,
-            "step.html",
-            user=user,
-            sop=sop,
-            form={"input_material_0": material},
-            outputs=max(1, min(outputs, 20)),
-            field_errors={},
-            hints={p.name: _unit_hint(p) for p in sop.parameters},
-            ParamType=ParamType,
-            InputMode=InputMode,
-            **_choices(session, sop),
-        )
+    form = {"input_material_0": material}
+    return _step_page(request, engine, user, sop, form, outputs, Problems())
 
 
 @router.post("/bench/step/{code}", response_class=HTMLResponse)
@@ -90,7 +127,6 @@ async def record(request: Request, engine: EngineDep, user: WebUser, code: str) 
     check_csrf(request, form.get("csrf"))
     with read_session(engine) as session:
         sop = _sop(session, code)
-        choices = _choices(session, sop)
     params: dict[str, object] = {
         p.name: form[f"param_{p.name}"]
         for p in sop.parameters
@@ -114,8 +150,8 @@ async def record(request: Request, engine: EngineDep, user: WebUser, code: str) 
         if form.get("loss_quantity", "").strip()
         else []
     )
-    field_errors: dict[str, str] = {}
-    errors: list[str] = []
+    form.pop("csrf", None)
+    problems = Problems()
     try:
         with write_session(engine) as session:
             result = record_step(
@@ -136,81 +172,13 @@ async def record(request: Request, engine: EngineDep, user: WebUser, code: str) 
             made = ", ".join(m.material_id for m in result.outputs)
     except StepRefused as exc:
         for problem in exc.problems:
-            name, _, text = problem.partition(": ")
-            if any(p.name == name for p in sop.parameters) and name not in field_errors:
-                field_errors[name] = text
-            else:
-                errors.append(problem)
+            problems.add(*_placed(sop, problem))
     except LimsError as exc:
-        if exc.field and any(p.name == exc.field for p in sop.parameters):
-            field_errors[exc.field] = exc.message
-        else:
-            errors.append(str(exc))
-    if field_errors or errors:
-        return page(
-            request,
-            "step.html",
-            status_code=422,
-            user=user,
-            sop=sop,
-            form=form,
-            outputs=max(1, len(outs)),
-            field_errors=field_errors,
-            errors=errors,
-            hints={p.name: _unit_hint(p) for p in sop.parameters},
-            ParamType=ParamType,
-            InputMode=InputMode,
-            **choices,
-        )
+        field = f"param_{exc.field}" if exc.field and _is_param(sop, exc.field) else None
+        if exc.field in ("input", "material", "material_id"):
+            field = "input_material_0"
+        problems.add(exc.message if field else str(exc), field)
+    if problems:
+        return _step_page(request, engine, user, sop, form, len(outs), problems)
     note = f"{sop.code} recorded ({result.step.outcome})" + (f"; made {made}" if made else "")
     return redirect_with("/bench", message=note)
-
-
-@router.get("/bench/scan", response_class=HTMLResponse)
-def scan(request: Request, engine: EngineDep, user: WebUser, id: str = "") -> Response:
-    require_role(user, *STAFF)
-    found, errors = None, []
-    if id:
-        try:
-            with read_session(engine) as session:
-                found = get_material(session, id)
-                left = remaining(found)
-        except LimsError as exc:
-            errors.append(str(exc))
-    return page(
-        request,
-        "scan.html",
-        user=user,
-        found=found,
-        errors=errors,
-        id=id,
-        left=left if found else None,
-    )
-
-
-@router.get("/bench/storage", response_class=HTMLResponse)
-def storage(
-    request: Request,
-    engine: EngineDep,
-    user: WebUser,
-    site: str = "",
-    freezer: str = "",
-    rack: str = "",
-    box: str = "",
-) -> Response:
-    require_role(user, *STAFF)
-    with read_session(engine) as session:
-        boxes = storage_boxes(session)
-        here = box_map(session, site=site, freezer=freezer, rack=rack, box=box)
-    positions, held = here.positions, here.held
-    if site and not positions:
-        raise NotFound(f"no box {site}/{freezer}/{rack}/{box}")
-    return page(
-        request,
-        "storage.html",
-        user=user,
-        boxes=boxes,
-        positions=positions,
-        held=held,
-        here=(site, freezer, rack, box),
-    )

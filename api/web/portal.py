@@ -1,136 +1,138 @@
-"""The clinic portal: the clinic's own patients and orders only; another clinic's pages
-answer 'not found'."""
+"""The clinic portal: the clinic's own patients and orders only, as pages of 50 with
+filters and sort done by the database (lims queries); another clinic's pages answer
+'not found'. The order form is in portal_form.py, the order page and the dose's forms
+in portal_doses.py."""
 
-from datetime import datetime
-from typing import Annotated
+from __future__ import annotations
 
-from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
 
 from api.security import EngineDep
-from api.web.render import page, redirect_with
-from api.web.session import WebUser, check_csrf, require_role
-from lims.custody.ledger import history
-from lims.db import read_session, utcnow, write_session
-from lims.errors import LimsError
-from lims.materials.models import Material
-from lims.orders.queries import order_timeline, orders_visible_to
-from lims.orders.service import confirm_receipt, order_for, patient_for, place_order
-from lims.paging import MAX_PAGE
-from lims.parties.models import Patient, Role
-from lims.parties.queries import patients_visible_to
+from api.web.i18n import N_
+from api.web.portal_form import clinic_zone
+from api.web.portal_recalls import waiting_recalls
+from api.web.render import page
+from api.web.session import WebUser, require_role
+from lims.db import read_session
+from lims.orders.models import OrderStatus
+from lims.orders.queries import ORDER_SORTS, orders_listed
+from lims.paging import MAX_CURSOR, Listing
+from lims.parties.models import Role
+from lims.parties.queries import PATIENT_SORTS, patients_listed
 
 router = APIRouter(include_in_schema=False)
+PAGE = 50
+# A page link's position (lims.paging); one that does not decode starts at the first page.
+Cursor = Annotated[str, Query(max_length=MAX_CURSOR)]
+STATUS_NAMES = {
+    OrderStatus.PLACED: N_("Placed"),
+    OrderStatus.ALLOCATED: N_("Allocated"),
+    OrderStatus.DISPATCHED: N_("Dispatched"),
+    OrderStatus.RECEIVED: N_("Received"),
+    OrderStatus.CANCELLED: N_("Cancelled"),
+}
 
 
-def _home(
-    request: Request,
-    engine: EngineDep,
-    user: WebUser,
-    errors: list[str] | None = None,
-    message: str = "",
-    status_code: int = 200,
-    form: dict[str, str] | None = None,
-) -> Response:
-    with read_session(engine) as session:
-        patients = patients_visible_to(session, actor=user, limit=MAX_PAGE)
-        orders = orders_visible_to(session, actor=user, limit=MAX_PAGE)
-    return page(
-        request,
-        "portal.html",
-        status_code=status_code,
-        user=user,
-        patients=patients,
-        orders=orders,
-        errors=errors or [],
-        message=message,
-        form=form or {},
-    )
+def _pager(path: str, params: dict[str, str], listing: Listing[Any]) -> dict:
+    """Links to the previous and next page (by key: lims.paging), keeping filters and sort."""
+    kept = {k: v for k, v in params.items() if v}
+
+    def link(**cursor: str) -> str:
+        return f"{path}?{urlencode({**kept, **cursor})}"
+
+    return {
+        "previous": link(before=listing.previous_cursor) if listing.previous_cursor else None,
+        "next": link(after=listing.next_cursor) if listing.next_cursor else None,
+    }
 
 
 @router.get("/portal", response_class=HTMLResponse)
-def portal(request: Request, engine: EngineDep, user: WebUser) -> Response:
-    require_role(user, Role.CLINIC)
-    return _home(request, engine, user)
-
-
-@router.post("/portal/orders", response_class=HTMLResponse)
-async def order(request: Request, engine: EngineDep, user: WebUser) -> Response:
-    require_role(user, Role.CLINIC)
-    form = {k: str(v) for k, v in (await request.form()).items()}
-    check_csrf(request, form.get("csrf"))
-    try:
-        planned = datetime.fromisoformat(form.get("planned_use_at", ""))
-        with write_session(engine) as session:
-            made = place_order(
-                session,
-                actor=user,
-                patient=patient_for(session, actor=user, coi_id=form.get("coi_id", "")),
-                product="aape",
-                dose=form.get("dose", ""),
-                session_number=int(form.get("session_number") or 0),
-                sessions_total=int(form.get("sessions_total") or 0),
-                planned_use_at=planned,
-                ship_to=form.get("ship_to", ""),
-                prescriber=form.get("prescriber", ""),
-                consent_ref=form.get("consent_ref", ""),
-            )
-            number = made.number
-    except (LimsError, ValueError) as exc:
-        message = str(exc) if isinstance(exc, LimsError) else f"not a valid value: {exc}"
-        return _home(request, engine, user, errors=[message], status_code=422, form=form)
-    return RedirectResponse(f"/portal/orders/{number}", status_code=303)
-
-
-@router.get("/portal/orders/{number}", response_class=HTMLResponse)
-def order_page(request: Request, engine: EngineDep, user: WebUser, number: str) -> Response:
-    require_role(user, Role.CLINIC)
-    with read_session(engine) as session:
-        the_order = order_for(session, actor=user, number=number)
-        dose = (
-            session.get(Material, the_order.dose_material_id)
-            if the_order.dose_material_id
-            else None
-        )
-        timeline = order_timeline(session, order=the_order)
-        dose_events = history(session, material_id=dose.material_id) if dose else []
-        patient = session.get(Patient, the_order.patient_id)
-    return page(
-        request,
-        "portal_order.html",
-        user=user,
-        order=the_order,
-        dose=dose,
-        timeline=timeline,
-        dose_events=dose_events,
-        patient=patient,
-        now=utcnow().isoformat(timespec="minutes"),
-    )
-
-
-@router.post("/portal/orders/{number}/receipt", response_class=HTMLResponse)
-def receipt(
+def patients(
     request: Request,
     engine: EngineDep,
     user: WebUser,
-    number: str,
-    temperature: Annotated[str, Form()],
-    received_by: Annotated[str, Form()],
-    csrf: Annotated[str, Form()],
+    q: str = "",
+    sort: str = "registered",
+    desc: str = "",
+    after: Cursor = "",
+    before: Cursor = "",
 ) -> Response:
     require_role(user, Role.CLINIC)
-    check_csrf(request, csrf)
-    try:
-        with write_session(engine) as session:
-            the_order = order_for(session, actor=user, number=number, lock=True)
-            confirm_receipt(
-                session,
-                order=the_order,
-                actor=user,
-                received_at=utcnow(),
-                temperature=temperature,
-                received_by=received_by,
-            )
-    except LimsError as exc:
-        return redirect_with(f"/portal/orders/{number}", errors=[str(exc)])
-    return RedirectResponse(f"/portal/orders/{number}", status_code=303)
+    sort = sort if sort in PATIENT_SORTS else "registered"
+    with read_session(engine) as session:
+        listing = patients_listed(
+            session,
+            actor=user,
+            search=q,
+            sort=sort,
+            descending=desc == "1",
+            limit=PAGE,
+            after=after,
+            before=before,
+        )
+    params = {"q": q, "sort": sort, "desc": "1" if desc == "1" else ""}
+    return page(
+        request,
+        "portal.html",
+        user=user,
+        waiting=waiting_recalls(engine, user),
+        patients=listing,
+        q=q,
+        sort=sort,
+        desc=desc == "1",
+        pages=_pager("/portal", params, listing),
+    )
+
+
+@router.get("/portal/orders", response_class=HTMLResponse)
+def orders(
+    request: Request,
+    engine: EngineDep,
+    user: WebUser,
+    status: str = "",
+    patient: str = "",
+    sort: str = "planned",
+    desc: str = "",
+    after: Cursor = "",
+    before: Cursor = "",
+) -> Response:
+    require_role(user, Role.CLINIC)
+    sort = sort if sort in ORDER_SORTS else "planned"
+    status = status if status in {s.value for s in OrderStatus} else ""
+    with read_session(engine) as session:
+        listing = orders_listed(
+            session,
+            actor=user,
+            status=status or None,
+            coi_id=patient or None,
+            sort=sort,
+            descending=desc == "1",
+            limit=PAGE,
+            after=after,
+            before=before,
+        )
+    params = {
+        "status": status,
+        "patient": patient,
+        "sort": sort,
+        "desc": "1" if desc == "1" else "",
+    }
+    return page(
+        request,
+        "portal_orders.html",
+        user=user,
+        waiting=waiting_recalls(engine, user),
+        orders=listing,
+        statuses=[s.value for s in OrderStatus],
+        status_names=STATUS_NAMES,
+        status=status,
+        patient=patient,
+        sort=sort,
+        desc=desc == "1",
+        zone=clinic_zone(request, user),
+        pages=_pager("/portal/orders", params, listing),
+    )

@@ -33,6 +33,7 @@ def web_user(request: Request, engine: Annotated[Engine, Depends(engine_of)]) ->
         except AuthenticationFailed:
             raise NeedsSignIn(request.url.path) from None
     request.state.csrf = claims["csrf"]
+    request.state.user = user  # for an error page later in this request
     return user
 
 
@@ -51,10 +52,12 @@ def require_role(user: User, *roles: Role) -> None:
         raise Forbidden(f"this page is for {names}; you are {user.role}")
 
 
+# Where "/" and signing in lead: the lab's roles to their home of counts and work lists
+# (api.web.homes), a clinic desk to its portal, an auditor to the audit view.
 HOME = {
-    Role.TECHNICIAN: "/bench",
-    Role.QA: "/qa",
+    Role.TECHNICIAN: "/home",
+    Role.QA: "/home",
     Role.CLINIC: "/portal",
     Role.AUDITOR: "/audit",
-    Role.ADMIN: "/audit",
+    Role.ADMIN: "/home",
 }

@@ -20,6 +20,7 @@ from sqlalchemy import Row, bindparam, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from lims.context import request_id
 from lims.custody.models import CustodyEvent, CustodyHead, CustodyMaterial
 from lims.custody.verify import GENESIS_HASH, VerifyResult, event_hash, verify_events
 from lims.db import utcnow
@@ -151,14 +152,20 @@ def append(
     to: str | None = None,
     reason: str | None = None,
     corrects_seq: int | None = None,
+    context: dict[str, str] | None = None,
 ) -> AppendedEvent:
-    """Append one event in the caller's transaction and return it."""
+    """Append one event in the caller's transaction and return it; ``context`` (default:
+    the current request's id, lims.context) is recorded in the event's ``new``."""
     # Core statements, not ORM objects: the append is on every write's path and holds the
     # head's lock; the ORM unit of work made it 1.3-1.6x slower (docs/performance.md).
     session.flush()  # the caller's pending rows first, as before: callers rely on their ids
     conn = session.connection()
     scope = session.get_nested_transaction() or session.get_transaction()
     head_seq, head_hash = _locked_head(session, scope)
+    if context is None and (current := request_id.get()) is not None:
+        context = {"request_id": current}
+    if context:  # which request wrote it: the API's JSON log line carries the same id
+        new = {**(new or {}), **context}
     values: dict[str, Any] = {
         "seq": head_seq + 1,
         "prev_hash": head_hash,
@@ -189,6 +196,12 @@ def append(
             _INSERT_MATERIAL, [{"seq": event.seq, "material_id": m} for m in event.materials]
         )
     return event
+
+
+def last_seq(session: Session) -> int | None:
+    """The seq of the event this session appended last (None if it appended none)."""
+    cached = session.info.get(_HEAD_CACHE)
+    return int(cached[1]) if cached is not None else None
 
 
 def iter_events(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -19,6 +20,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlmodel import Session
 
+from lims.amounts import meaningful
 from lims.custody.ledger import format_time, history, verify_chain
 from lims.custody.models import CustodyEvent
 from lims.documents.labels import PRODUCTS
@@ -139,12 +141,30 @@ def certificate_of_analysis(session: Session, *, material: Material) -> Document
     return Document(pdf=_build(f"COA {material.material_id}", story), records_sha256=digest)
 
 
+def _readable(value: object) -> str:
+    """A recorded value as printed: numbers to their meaningful precision."""
+    if isinstance(value, str | int | float | Decimal) and not isinstance(value, bool):
+        try:
+            return meaningful(Decimal(str(value)))
+        except (InvalidOperation, ValueError):
+            pass
+    return str(value)
+
+
 def custody_report(session: Session, *, dose: Material) -> Document:
     """From the donor's tissue to the clinic's receipt: every custody event on the way."""
     if dose.kind != "dose":
         raise RuleViolation("a custody report is made for a dose")
-    chain = [r.material_id for r in reversed(ancestors(session, material=dose))]
+    above = ancestors(session, material=dose)
+    chain = [r.material_id for r in reversed(above)]
     chain.append(dose.material_id)
+    # Materials at the same distance are siblings (e.g. cultures pooled into one batch):
+    # printed side by side, never as if one came from the other.
+    generations: dict[int, list[str]] = {}
+    for row in above:
+        generations.setdefault(row.depth, []).append(format_material_id(row.material_id))
+    lineage = [" + ".join(generations[d]) for d in sorted(generations, reverse=True)]
+    lineage.append(format_material_id(dose.material_id))
     seen: dict[int, CustodyEvent] = {}
     for material_id in chain:
         for event in history(session, material_id=material_id):
@@ -158,7 +178,7 @@ def custody_report(session: Session, *, dose: Material) -> Document:
     for e in events:
         detail = " → ".join(x for x in (e.from_, e.to) if x) or (
             ", ".join(
-                f"{k}: {v}"
+                f"{k}: {_readable(v)}"
                 for k, v in (e.new or {}).items()
                 if k in ("state", "remaining", "outcome", "meaning")
             )
@@ -177,8 +197,7 @@ def custody_report(session: Session, *, dose: Material) -> Document:
         paragraph("Chain of custody report", styles["Title"]),
         paragraph(
             f"Dose {format_material_id(dose.material_id)} for "
-            f"{recipient.coi_id if recipient else '?'}; lineage "
-            + " → ".join(format_material_id(m) for m in chain),
+            f"{recipient.coi_id if recipient else '?'}; lineage " + " → ".join(lineage),
             styles["Normal"],
         ),
         Spacer(1, 3 * mm),

@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -163,3 +164,14 @@ def record_response(
     session.add(record)
     session.flush()
     return record
+
+
+def forget_old_keys(session: Session, *, older_than: datetime) -> int:
+    """Delete the API's stored answers recorded before ``older_than``; how many went.
+    A retry that late is a new request (the flows' keys are kept: they guard re-runs)."""
+    old = session.exec(
+        select(IdempotencyRecord).where(col(IdempotencyRecord.created_at) < older_than)
+    ).all()
+    for record in old:
+        session.delete(record)
+    return len(old)

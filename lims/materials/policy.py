@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 from sqlalchemy import CompoundSelect, select
 from sqlmodel import col
 
-from lims.materials.workflow import EXPIRED, RELEASED
+from lims.materials.workflow import DEPLETED, EXPIRED, RELEASED
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -45,10 +45,14 @@ class TransitionRule(ABC):
 
     FROM_STATES: ClassVar[frozenset[str]] = frozenset()
     TO_STATES: ClassVar[frozenset[str]] = frozenset()
+    # States this rule does not guard even when FROM_STATES is empty.
+    NOT_FROM: ClassVar[frozenset[str]] = frozenset()
 
     def applies(self, from_state: str, to_state: str) -> bool:
-        return (not self.FROM_STATES or from_state in self.FROM_STATES) and (
-            not self.TO_STATES or to_state in self.TO_STATES
+        return (
+            (not self.FROM_STATES or from_state in self.FROM_STATES)
+            and from_state not in self.NOT_FROM
+            and (not self.TO_STATES or to_state in self.TO_STATES)
         )
 
     @abstractmethod
@@ -87,6 +91,8 @@ class FourEyesRelease(TransitionRule):
     """Nobody releases a material whose batch record they helped make."""
 
     TO_STATES = frozenset({RELEASED})
+    # A vial returned to a depleted lot restocks a lot released before, not a new release.
+    NOT_FROM = frozenset({DEPLETED})
 
     def problems(self, material: Material, ctx: TransitionContext) -> list[str]:
         from lims.steps.models import Step

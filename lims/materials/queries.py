@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from lims.errors import NotFound
 from lims.materials.models import Material, StorageLocation
-from lims.paging import Listing, page_of
+from lims.paging import Listing, page_by_id
 
 
 def materials(
@@ -22,6 +23,7 @@ def materials(
     created_after: datetime | None = None,
     limit: int = 50,
     offset: int = 0,
+    cursor: str | None = None,
 ) -> Listing[Material]:
     """Materials, oldest first, optionally of one kind, in one state, made after a time."""
     query = select(Material)
@@ -31,7 +33,9 @@ def materials(
         query = query.where(col(Material.state) == state.strip().upper())
     if created_after:
         query = query.where(col(Material.created_at) >= created_after)
-    return page_of(query.order_by(col(Material.id)), session, limit=limit, offset=offset)
+    return page_by_id(
+        query, session, id_column=col(Material.id), limit=limit, offset=offset, cursor=cursor
+    )
 
 
 def in_states(
@@ -77,6 +81,35 @@ class BoxMap:
 
     positions: list[StorageLocation]
     held: dict[int, Material]
+
+    def grid(self) -> BoxGrid:
+        """The box as rows (A, B, ...) by columns (1, 2, ...), from positions named like
+        "B3"; a position named otherwise is listed apart, never dropped."""
+        cells: dict[tuple[str, int], StorageLocation] = {}
+        apart = []
+        for p in self.positions:
+            match = _GRID_NAME.fullmatch(p.position.strip().upper())
+            if match:
+                cells[(match[1], int(match[2]))] = p
+            else:
+                apart.append(p)
+        rows = sorted({r for r, _ in cells}, key=lambda r: (len(r), r))
+        columns = list(range(1, max((c for _, c in cells), default=0) + 1))
+        return BoxGrid(
+            columns=columns,
+            rows=[(r, [cells.get((r, c)) for c in columns]) for r in rows],
+            apart=apart,
+        )
+
+
+_GRID_NAME = re.compile(r"([A-Z]{1,2})(\d{1,3})")
+
+
+@dataclass(frozen=True)
+class BoxGrid:
+    columns: list[int]
+    rows: list[tuple[str, list[StorageLocation | None]]]
+    apart: list[StorageLocation]
 
 
 def storage_boxes(session: Session) -> list[Box]:

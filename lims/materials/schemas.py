@@ -16,8 +16,9 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from lims.errors import InvalidInput
 from lims.materials.kinds import KIND_DIMENSIONS, MaterialKind
+from lims.quantity_fields import Temperature, quantity_json_schema
 from lims.schemas import Strict, UtcTime
-from lims.units import Quantity, Temperature, parse_quantity
+from lims.units import Quantity, parse_quantity
 
 
 def quantity_of(*, kind: MaterialKind, raw: object) -> Quantity:
@@ -49,19 +50,12 @@ class _OfTheKind:
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        return {
-            "description": "a number with a unit, in the kind's dimension (a volume for "
+        return quantity_json_schema(
+            None,
+            describe="a number with a unit, in the kind's dimension (a volume for "
             "lipoaspirate, a mass for a biopsy)",
-            "anyOf": [
-                {"type": "string", "examples": ["120 mL", "12 mg"]},
-                {
-                    "type": "object",
-                    "properties": {"value": {"type": "string"}, "unit": {"type": "string"}},
-                    "required": ["value", "unit"],
-                    "additionalProperties": False,
-                },
-            ],
-        }
+            examples=["120 mL", "12 mg"],
+        )
 
 
 # A quantity of the model's ``kind`` (declare ``kind`` before it).

@@ -75,7 +75,7 @@ def get_material(session: Session, material_id: str, *, lock: bool = False) -> M
     stored = parse_material_id(material_id)
     query = select(Material).where(col(Material.material_id) == stored)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)
     material = session.execute(query).scalar_one_or_none()
     if material is None:
         raise NotFound(f"no material {format_material_id(stored)}", field="material_id")
@@ -83,7 +83,10 @@ def get_material(session: Session, material_id: str, *, lock: bool = False) -> M
 
 
 def lock_materials(session: Session, material_ids: list[str]) -> list[Material]:
-    """Load and row-lock materials in a fixed order (no deadlock between two writers)."""
+    """Load and row-lock materials in a fixed order (no deadlock between two writers).
+
+    The lock is FOR NO KEY UPDATE: it serialises writers of the row but not inserts that
+    only reference it (lineage edges, QC results), which take a key-share lock."""
     if not is_write_session(session):
         raise RuleViolation("changing stock needs a write transaction (lims.db.write_session)")
     stored = sorted({parse_material_id(m) for m in material_ids})
@@ -91,7 +94,7 @@ def lock_materials(session: Session, material_ids: list[str]) -> list[Material]:
         select(Material)
         .where(col(Material.material_id).in_(stored))
         .order_by(col(Material.material_id))
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalars()
     found = {m.material_id: m for m in rows}

@@ -24,6 +24,9 @@ RELEASED = "RELEASED"
 REJECTED = "REJECTED"
 EXPIRED = "EXPIRED"
 DESTROYED = "DESTROYED"
+# A released lot with no vials (or cells) left: not allocatable, still traced; a vial
+# returned to it by QA's disposition of a cancelled dose makes it RELEASED again.
+DEPLETED = "DEPLETED"
 
 STAFF = LAB_STAFF
 QA_ONLY = frozenset({Role.QA})
@@ -188,7 +191,8 @@ MACHINES: dict[MaterialKind, StateMachine] = {
                 LYOPHILISING -> LYOPHILISED | REJECTED
                 LYOPHILISED -> QC_TESTING | REJECTED
                 QC_TESTING -> RELEASED | REJECTED
-                RELEASED -> RECALLED
+                RELEASED -> RECALLED | DEPLETED
+                DEPLETED -> RELEASED | RECALLED
                 RECALLED -> DESTROYED
             """,
             roles={REJECTED: STAFF},
@@ -197,23 +201,32 @@ MACHINES: dict[MaterialKind, StateMachine] = {
         _machine(
             MaterialKind.DOSE,
             initial="ALLOCATED",
-            terminal="ADMINISTERED DISCARDED DEALLOCATED",
+            quarantine="CLINIC_QUARANTINE",
+            terminal="ADMINISTERED DISCARDED DEALLOCATED DESTROYED",
             edges="""
                 ALLOCATED -> LABELED | CANCELLED | EXPIRED
                 LABELED -> DISPATCH_VERIFIED | CANCELLED | EXPIRED
                 DISPATCH_VERIFIED -> IN_TRANSIT | CANCELLED
-                IN_TRANSIT -> RECEIVED_AT_CLINIC | RETURNED
+                IN_TRANSIT -> RECEIVED_AT_CLINIC | CLINIC_QUARANTINE | RETURNED
+                CLINIC_QUARANTINE -> RECEIVED_AT_CLINIC | DISCARDED
                 RECEIVED_AT_CLINIC -> RECONSTITUTED | ADMINISTERED | RETURNED | DISCARDED
                 RECONSTITUTED -> ADMINISTERED | DISCARDED
                 RETURNED -> DISCARDED
-                CANCELLED -> DEALLOCATED
+                CANCELLED -> DEALLOCATED | DESTROYED
+                IN_TRANSIT | RECEIVED_AT_CLINIC | RECONSTITUTED | CLINIC_QUARANTINE -> RECALLED
+                RECALLED -> RETURNED | DISCARDED
             """,
             roles={
                 "RECEIVED_AT_CLINIC": CLINIC_SIDE,
+                "CLINIC_QUARANTINE": CLINIC_SIDE,
+                "RETURNED": CLINIC_SIDE,
                 "RECONSTITUTED": CLINIC_SIDE,
                 "ADMINISTERED": CLINIC_SIDE,
                 "DISCARDED": CLINIC_SIDE,
                 "CANCELLED": CLINIC_SIDE,
+                # Only a recall (lims.recalls, QA's signature) makes a dose out of the lab
+                # "do not use"; the clinic then returns or discards it.
+                "RECALLED": QA_ONLY,
             },
             hints={"IN_TRANSIT": "a dose is dispatched only after the dispatch check passes"},
         ),
@@ -239,7 +252,8 @@ MACHINES: dict[MaterialKind, StateMachine] = {
                 CRYOBANKED -> EXPANDING
                 FORMULATED -> QC_TESTING | REJECTED
                 QC_TESTING -> RELEASED | REJECTED
-                RELEASED -> CONSUMED
+                RELEASED -> CONSUMED | DEPLETED
+                DEPLETED -> RELEASED
                 CONTAMINATED -> DISCARDED
             """,
             hints={RELEASED: _RELEASE_HINT},

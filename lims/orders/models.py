@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import String, Text
+from sqlalchemy import Index, String, Text
 from sqlmodel import Field, SQLModel
 
 import lims.models_base  # noqa: F401
@@ -26,6 +26,14 @@ class Product(StrEnum):
 
 class DoseOrder(SQLModel, table=True):
     __tablename__ = "dose_order"
+    # The order lists, paged by key (migrations 0013 and 0019): each sort ends in the id.
+    __table_args__ = (
+        Index("ix_dose_order_clinic_planned", "clinic_id", "planned_use_at"),
+        Index("ix_dose_order_clinic_status_placed", "clinic_id", "status", "placed_at", "id"),
+        Index("ix_dose_order_clinic_status_planned", "clinic_id", "status", "planned_use_at", "id"),
+        Index("ix_dose_order_clinic_placed", "clinic_id", "placed_at", "id"),
+        Index("ix_dose_order_status_planned", "status", "planned_use_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(sa_type=String(16), unique=True)
@@ -39,7 +47,8 @@ class DoseOrder(SQLModel, table=True):
     dose_canonical: Decimal = Field(sa_type=ExactDecimal)
     session_number: int
     sessions_total: int
-    planned_use_at: datetime = Field(sa_type=UTCDateTime)
+    # Indexed: the lab's queue is sorted and filtered by planned use (migration 0017).
+    planned_use_at: datetime = Field(sa_type=UTCDateTime, index=True)
     ship_to: str = Field(sa_type=String(300))
     prescriber: str = Field(sa_type=String(200))
     consent_ref: str = Field(sa_type=String(64))
@@ -50,6 +59,8 @@ class DoseOrder(SQLModel, table=True):
     placed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     cancel_reason: str | None = Field(default=None, sa_type=Text)
+    # The prescriber's reason for a session outside the course's interval (lims.orders.course).
+    interval_reason: str | None = Field(default=None, sa_type=Text)
     received_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     received_temperature: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     received_by: str | None = Field(default=None, sa_type=String(200))

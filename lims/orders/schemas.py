@@ -17,17 +17,12 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
+from lims.doses.spec import check_dose
 from lims.errors import InvalidInput
 from lims.orders.models import Product
+from lims.quantity_fields import Temperature, quantity_json_schema
 from lims.schemas import Strict, UtcTime, validated
-from lims.units import (
-    Quantity,
-    QuantityKind,
-    Temperature,
-    WrongKind,
-    parse_quantity,
-    quantity_kind,
-)
+from lims.units import Quantity, QuantityKind, WrongKind, parse_quantity, quantity_kind
 
 DOSE_KINDS = {
     Product.AAPE: (QuantityKind.VIALS, QuantityKind.VOLUME, QuantityKind.MASS),
@@ -40,19 +35,12 @@ DOSE_WORDS = {
     QuantityKind.MASS: "µg of protein",
     QuantityKind.CELLS: "cells",
 }
-# The largest dose one session can plausibly need; above it an order is a typing error.
-MAX_DOSE = {
-    QuantityKind.VIALS: ("10 vials", "[I]; 2-4 mL per session [25][26]"),
-    QuantityKind.VOLUME: ("20 mL", "2 mL per half-scalp [25]; [I] margin"),
-    QuantityKind.MASS: ("10 mg", "0.3-0.6 ug protein per injection site [24]; [I] margin"),
-    QuantityKind.CELLS: ("7.5e6 cells", "DSC doses 3e5-7.5e6 cells [29]"),
-}
 MAX_SESSIONS = 12  # DOSE-ALLOCATE v1 session_number 1-12 (4-6 sessions [2]; 6 [3])
 
 
 def parse_dose(*, product: Product, raw: object) -> Quantity:
-    """A dose of ``product``: in a unit it is ordered in, above zero, at most the largest
-    plausible dose."""
+    """A dose of ``product``: in a unit it is ordered in, within the product's dose range
+    for one session (lims.doses.spec)."""
     kinds = DOSE_KINDS[product]
     try:
         kind = quantity_kind(raw, among=kinds, field="dose")
@@ -64,12 +52,7 @@ def parse_dose(*, product: Product, raw: object) -> Quantity:
     dose = parse_quantity(raw, kind, field="dose")
     if dose.canonical <= 0:
         raise InvalidInput("a dose must be more than zero", field="dose")
-    ceiling, source = MAX_DOSE[kind]
-    if dose > parse_quantity(ceiling, kind):
-        raise InvalidInput(
-            f"{dose} is above the largest plausible dose {ceiling} ({source})", field="dose"
-        )
-    return dose
+    return check_dose(product, dose)
 
 
 class _DoseOf:
@@ -96,19 +79,12 @@ class _DoseOf:
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        return {
-            "description": "vials, reconstituted mL, or µg of protein (AAPE); cells (DP): "
+        return quantity_json_schema(
+            None,
+            describe="vials, reconstituted mL, or µg of protein (AAPE); cells (DP): "
             "a number with a unit",
-            "anyOf": [
-                {"type": "string", "examples": ["1 vial", "4 mL", "500 ug"]},
-                {
-                    "type": "object",
-                    "properties": {"value": {"type": "string"}, "unit": {"type": "string"}},
-                    "required": ["value", "unit"],
-                    "additionalProperties": False,
-                },
-            ],
-        }
+            examples=["1 vial", "4 mL", "500 ug"],
+        )
 
 
 Dose = Annotated[Quantity, _DoseOf()]
@@ -129,6 +105,8 @@ class OrderDetails(Strict):
     prescriber: Prescriber
     consent_ref: ConsentRef
     notes: str | None = Field(default=None, max_length=2000)
+    # Needed only for a session outside the course's interval (lims.orders.course).
+    interval_reason: str | None = Field(default=None, max_length=2000)
 
     @field_validator("product", mode="before")
     @classmethod
@@ -146,7 +124,8 @@ class OrderDetails(Strict):
         if total is not None and value > total:
             raise PydanticCustomError(
                 "sessions",
-                f"session {value} of {total}: sessions run 1 to at most {MAX_SESSIONS}",
+                f"session {value} is past the course's last session {total} "
+                f"(a course has at most {MAX_SESSIONS} sessions)",
             )
         return value
 
@@ -162,6 +141,7 @@ def order_details(
     prescriber: str,
     consent_ref: str,
     notes: str | None = None,
+    interval_reason: str | None = None,
 ) -> OrderDetails:
     """An order's details from plain values, checked; the first problem as InvalidInput."""
     return validated(
@@ -175,6 +155,7 @@ def order_details(
         prescriber=prescriber,
         consent_ref=consent_ref,
         notes=notes,
+        interval_reason=interval_reason,
     )
 
 
@@ -186,3 +167,5 @@ class ReceiptDetails(Strict):
     received_by: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
     ]
+    # The shipment's temperature logger file (CSV 'time,temperature'), checked at receipt.
+    logger_csv: str | None = Field(default=None, max_length=1_000_000)

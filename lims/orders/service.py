@@ -14,13 +14,19 @@ from sqlmodel import Session, col, select
 from lims.custody import ledger
 from lims.db import utcnow
 from lims.dispatch.gate import DispatchRequest, dispatch_verify
+from lims.doses.clinic import record_receipt
+from lims.doses.coldchain import assess, read_logger_csv
+from lims.doses.logger import keep_logger_file
+from lims.doses.spec import check_planned_use
 from lims.errors import InvalidInput, NotFound, RuleViolation
 from lims.identity.codes import parse_coi_id
 from lims.lifecycle import transition
 from lims.materials.models import Material
 from lims.materials.service import hand_over
+from lims.orders.course import check_course
 from lims.orders.models import DoseOrder, OrderStatus, Product
 from lims.orders.schemas import OrderDetails, order_details
+from lims.orders.status import set_order_status
 from lims.orders.stock import AAPE_RECONSTITUTION_PER_VIAL, find_lot, vials_needed
 from lims.parties.models import LAB_STAFF, Clinic, Patient, Role, User
 from lims.parties.queries import clinic_scope
@@ -53,7 +59,7 @@ def order_for(session: Session, *, actor: User, number: str, lock: bool = False)
     if scope is not None:
         query = query.where(col(DoseOrder.clinic_id) == scope)
     if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
+        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
     order = session.exec(query).first()
     if order is None:
         raise NotFound(f"no order {number}", field="order")
@@ -72,8 +78,10 @@ def place(session: Session, *, actor: User, patient: Patient, details: OrderDeta
     if scope is not None and patient.clinic_id != scope:
         raise NotFound(f"no patient {patient.coi_id}", field="coi_id")
     # Not part of the model: a flow re-run validates its request again, days later.
-    if details.planned_use_at <= utcnow():
-        raise InvalidInput("planned use must be in the future", field="planned_use_at")
+    check_planned_use(details.planned_use_at, now=utcnow())
+    # A session once per course, spaced as the published schedules space them; out of
+    # interval only with the prescriber's reason (kept on the order).
+    interval_reason = check_course(session, patient=patient, details=details)
     quantity = details.dose
     order = DoseOrder(
         # A placeholder unique to this transaction until the id gives the number: one
@@ -94,6 +102,7 @@ def place(session: Session, *, actor: User, patient: Patient, details: OrderDeta
         prescriber=details.prescriber,
         consent_ref=details.consent_ref,
         notes=details.notes,
+        interval_reason=interval_reason,
         status=OrderStatus.PLACED,
         placed_by_id=actor.id,  # type: ignore[arg-type]
     )
@@ -117,6 +126,7 @@ def place(session: Session, *, actor: User, patient: Patient, details: OrderDeta
             "ship_to": order.ship_to,
             "prescriber": order.prescriber,
             "consent_ref": order.consent_ref,
+            "interval_reason": interval_reason,
         },
     )
     return order
@@ -136,6 +146,7 @@ def place_order(
     prescriber: str,
     consent_ref: str,
     notes: str | None = None,
+    interval_reason: str | None = None,
 ) -> DoseOrder:
     """``place`` from plain values (a web form, a script), checked by OrderDetails."""
     details = order_details(
@@ -148,40 +159,20 @@ def place_order(
         prescriber=prescriber,
         consent_ref=consent_ref,
         notes=notes,
+        interval_reason=interval_reason,
     )
     return place(session, actor=actor, patient=patient, details=details)
 
 
-def _set_status(
-    session: Session,
-    order: DoseOrder,
-    status: OrderStatus,
-    actor: User,
-    reason: str | None = None,
-    **extra: object,
-) -> None:
-    old = order.status
-    order.status = status
-    order.updated_at = utcnow()
-    session.add(order)
-    session.flush()
-    dose = session.get(Material, order.dose_material_id) if order.dose_material_id else None
-    ledger.append(
-        session,
-        actor=actor,
-        action="order.status_changed",
-        entity="order",
-        entity_id=order.number,
-        materials=[dose.material_id] if dose else [],
-        old={"status": old},
-        new={"status": status, **extra},
-        reason=reason,
-    )
-
-
 def cancel_order(session: Session, *, order: DoseOrder, actor: User, reason: str) -> DoseOrder:
-    """Cancel before dispatch; an allocated dose is cancelled with it (held for QA)."""
+    """Cancel before dispatch; an allocated or labelled dose is cancelled with it and held
+    for QA's disposition (lims.doses.disposition: back to its lot, or destroyed)."""
     reason = ledger.require_reason(reason, "cancelling an order")
+    if order.status in (OrderStatus.DISPATCHED, OrderStatus.RECEIVED):
+        raise RuleViolation(
+            f"order {order.number} is {order.status}: a dispatched dose cannot be cancelled; "
+            "the clinic returns or discards it"
+        )
     if order.status not in (OrderStatus.PLACED, OrderStatus.ALLOCATED):
         raise RuleViolation(
             f"order {order.number} is {order.status}; only an order not yet "
@@ -197,10 +188,10 @@ def cancel_order(session: Session, *, order: DoseOrder, actor: User, reason: str
             material=dose,
             to_state="CANCELLED",
             actor=actor,
-            reason=f"order {order.number} cancelled: {reason}",
+            reason=f"order {order.number} cancelled: {reason}; awaits QA disposition",
         )
     order.cancel_reason = reason
-    _set_status(session, order, OrderStatus.CANCELLED, actor, reason=reason)
+    set_order_status(session, order, OrderStatus.CANCELLED, actor, reason=reason)
     return order
 
 
@@ -249,7 +240,7 @@ def allocate_order(
     )
     (dose,) = result.outputs
     order.dose_material_id = dose.id
-    _set_status(
+    set_order_status(
         session,
         order,
         OrderStatus.ALLOCATED,
@@ -303,7 +294,7 @@ def dispatch_order(
         actor=actor,
         reason=f"order {order.number}; logger {temperature_logger}",
     )
-    _set_status(
+    set_order_status(
         session,
         order,
         OrderStatus.DISPATCHED,
@@ -322,8 +313,10 @@ def confirm_receipt(
     received_at: datetime,
     temperature: object,
     received_by: str,
+    logger_csv: str | None = None,
 ) -> DoseOrder:
-    """The clinic confirms the dose arrived: when, at what temperature, who took it."""
+    """The clinic confirms the dose arrived: when, at what temperature, who took it, and the
+    shipment's logger readings; an excursion puts the dose in quarantine for QA."""
     if Role(actor.role) not in (LAB_ROLES | {Role.CLINIC}):
         raise RuleViolation(f"a {actor.role} account cannot confirm receipt")
     if order.status != OrderStatus.DISPATCHED or order.dose_material_id is None:
@@ -337,6 +330,7 @@ def confirm_receipt(
     temp = parse_quantity(temperature, QuantityKind.TEMPERATURE, field="temperature")
     if not isinstance(received_by, str) or not received_by.strip():
         raise InvalidInput("who received the dose is required", field="received_by")
+    readings = read_logger_csv(logger_csv) if logger_csv else []
     dose = session.get(Material, order.dose_material_id)
     clinic = session.get(Clinic, order.clinic_id)
     assert dose is not None and clinic is not None
@@ -347,11 +341,17 @@ def confirm_receipt(
         actor=actor,
         reason=f"received {received_at:%Y-%m-%d %H:%M} UTC at {temp} by {received_by.strip()}",
     )
-    transition(session, material=dose, to_state="RECEIVED_AT_CLINIC", actor=actor)
+    chain = assess(order.product, receipt_temperature=temp.canonical, readings=readings)
+    record_receipt(session, dose=dose, product=order.product, chain=chain, actor=actor)
+    kept = (
+        keep_logger_file(session, dose=dose, text=logger_csv, readings=len(readings), actor=actor)
+        if logger_csv
+        else None
+    )
     order.received_at = received_at
     order.received_temperature = temp.canonical
     order.received_by = received_by.strip()[:200]
-    _set_status(
+    set_order_status(
         session,
         order,
         OrderStatus.RECEIVED,
@@ -359,6 +359,9 @@ def confirm_receipt(
         received_at=received_at,
         temperature=temp,
         received_by=order.received_by,
+        logger_readings=chain.readings,
+        logger_sha256=kept.sha256 if kept else None,
+        excursion=chain.excursion,
     )
     return order
 

@@ -8,6 +8,7 @@ from decimal import ROUND_CEILING, Decimal
 from sqlmodel import Session, col, select
 
 from lims.db import utcnow
+from lims.doses.spec import latest_use, spec_for
 from lims.errors import RuleViolation
 from lims.materials.models import Material
 from lims.orders.models import DoseOrder, Product
@@ -39,8 +40,9 @@ def vials_needed(session: Session, *, order: DoseOrder, lot: Material) -> Decima
     return (order.dose_canonical / per_vial).to_integral_value(rounding=ROUND_CEILING)
 
 
-def find_lot(session: Session, *, order: DoseOrder) -> Material:
-    """First-expiry-first-out: the released, unexpired lot for this patient with enough."""
+def qualifying_lots(session: Session, *, order: DoseOrder) -> list[tuple[Material, Decimal]]:
+    """Every released, unexpired lot of this patient holding enough for the order, with
+    what the order takes from it, first expiry first (FEFO: the first is the suggestion)."""
     kind = "aape_lot" if order.product == Product.AAPE else "dp_culture"
     candidates = session.exec(
         select(Material)
@@ -52,16 +54,32 @@ def find_lot(session: Session, *, order: DoseOrder) -> Material:
         .order_by(col(Material.expires_at), col(Material.id))
     ).all()
     now = utcnow()
+    found = []
     for lot in candidates:
-        if lot.expires_at is not None and lot.expires_at <= order.planned_use_at:
+        # The planned use must leave the transit allowance before the lot expires.
+        if lot.expires_at is not None and latest_use(order.product, lot.expires_at) < (
+            order.planned_use_at
+        ):
             continue
         if lot.expires_at is not None and lot.expires_at <= now:
             continue
         try:
-            if vials_needed(session, order=order, lot=lot) <= lot.remaining_canonical:
-                return lot
+            needed = vials_needed(session, order=order, lot=lot)
         except RuleViolation:
             continue
+        if needed <= lot.remaining_canonical:
+            found.append((lot, needed))
+    return found
+
+
+def find_lot(session: Session, *, order: DoseOrder) -> Material:
+    """First-expiry-first-out: the released, unexpired lot for this patient with enough."""
+    found = qualifying_lots(session, order=order)
+    if found:
+        return found[0][0]
+    kind = "aape_lot" if order.product == Product.AAPE else "dp_culture"
     raise RuleViolation(
-        f"no released, unexpired {kind} of this patient holds enough for order {order.number}"
+        f"no released, unexpired {kind} of this patient holds enough for order {order.number} "
+        f"and expires at least {spec_for(order.product).transit} (transit) after its planned "
+        f"use {order.planned_use_at:%Y-%m-%d %H:%M} UTC"
     )

@@ -3,7 +3,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import String, UniqueConstraint
+from sqlalchemy import Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 import lims.models_base  # noqa: F401  (naming convention before any table is declared)
@@ -38,6 +38,11 @@ class Clinic(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(sa_type=String(16), unique=True)
     name: str = Field(sa_type=String(200))
+    # An IANA zone: the clinic's times (timeline, mails, portal) are shown in it with the
+    # offset; stored times stay UTC.
+    time_zone: str = Field(
+        default="Asia/Tokyo", sa_type=String(64), sa_column_kwargs={"server_default": "Asia/Tokyo"}
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -50,7 +55,11 @@ class Patient(SQLModel, table=True):
     """
 
     __tablename__ = "patient"
-    __table_args__ = (UniqueConstraint("clinic_id", "identifier_1", "identifier_2"),)
+    __table_args__ = (
+        UniqueConstraint("clinic_id", "identifier_1", "identifier_2"),
+        # Search by the clinic's own patient reference (migration 0013).
+        Index("ix_patient_identifier_2", "identifier_2"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     coi_id: str = Field(sa_type=String(20), unique=True)
@@ -95,7 +104,11 @@ class Instrument(SQLModel, table=True):
 
 class ReagentLot(SQLModel, table=True):
     __tablename__ = "reagent_lot"
-    __table_args__ = (UniqueConstraint("reagent_type", "lot_number"),)
+    __table_args__ = (
+        UniqueConstraint("reagent_type", "lot_number"),
+        # Search by lot number alone (migration 0013).
+        Index("ix_reagent_lot_lot_number", "lot_number"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     reagent_type: str = Field(sa_type=String(40), index=True)

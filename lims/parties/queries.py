@@ -7,7 +7,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from lims.errors import NotFound, RuleViolation
-from lims.paging import Listing, page_of
+from lims.paging import Listing, SortKey, keyset_page, page_by_id
 from lims.parties.models import Clinic, Instrument, Patient, ReagentLot, Role, User
 
 
@@ -34,6 +34,11 @@ def patient_count(session: Session) -> int:
     return session.exec(select(func.count()).select_from(Patient)).one()
 
 
+def all_clinics(session: Session) -> list[Clinic]:
+    """Every clinic, by code (for the lab's filters)."""
+    return list(session.exec(select(Clinic).order_by(col(Clinic.code))).all())
+
+
 def clinic_scope(actor: User) -> int | None:
     """The clinic an actor is confined to (None: lab staff and auditors see every clinic)."""
     if Role(actor.role) is Role.CLINIC:
@@ -52,14 +57,63 @@ def get_clinic(session: Session, *, code: str) -> Clinic:
 
 
 def patients_visible_to(
-    session: Session, *, actor: User, limit: int = 50, offset: int = 0
+    session: Session, *, actor: User, limit: int = 50, offset: int = 0, cursor: str | None = None
 ) -> Listing[Patient]:
     """The patients the actor may see, oldest first (a clinic user: its clinic's only)."""
     query = select(Patient)
     scope = clinic_scope(actor)
     if scope is not None:
         query = query.where(col(Patient.clinic_id) == scope)
-    return page_of(query.order_by(col(Patient.id)), session, limit=limit, offset=offset)
+    return page_by_id(
+        query, session, id_column=col(Patient.id), limit=limit, offset=offset, cursor=cursor
+    )
+
+
+# The patients list's sort keys; ties go by patient id (registration order).
+PATIENT_SORTS = {
+    "registered": SortKey(col(Patient.id), lambda patient: patient.id),
+    "coi_id": SortKey(col(Patient.coi_id), lambda patient: patient.coi_id),
+    "identifier_2": SortKey(col(Patient.identifier_2), lambda patient: patient.identifier_2),
+}
+
+
+def patients_listed(
+    session: Session,
+    *,
+    actor: User,
+    search: str | None = None,
+    sort: str = "registered",
+    descending: bool = False,
+    limit: int = 50,
+    after: str | None = None,
+    before: str | None = None,
+) -> Listing[Patient]:
+    """One page of the patients the actor may see, paged by key; ``search`` matches the
+    start of the chain-of-identity id (dashes and spaces optional) or the clinic's own
+    reference."""
+    query = select(Patient)
+    scope = clinic_scope(actor)
+    if scope is not None:
+        query = query.where(col(Patient.clinic_id) == scope)
+    text = (search or "").strip()
+    if text:
+        compact = "".join(ch for ch in text.upper() if ch.isalnum())
+        coi = compact if not compact.startswith("COI") else compact[3:]
+        dashed = "COI-" + "-".join(filter(None, (coi[:4], coi[4:8], coi[8:9])))
+        query = query.where(
+            col(Patient.coi_id).startswith(dashed) | (col(Patient.identifier_2) == text)
+        )
+    key = PATIENT_SORTS.get(sort, PATIENT_SORTS["registered"])
+    keys = (key,) if key is PATIENT_SORTS["registered"] else (key, PATIENT_SORTS["registered"])
+    return keyset_page(
+        query,
+        session,
+        keys=keys,
+        descending=descending,
+        limit=limit,
+        after=after,
+        before=before,
+    )
 
 
 def active_instruments(session: Session, *, instrument_type: str) -> list[Instrument]:
@@ -106,3 +160,13 @@ def reagent_lot_id(session: Session, *, reagent_type: str, lot_number: str) -> i
     if row is None or row.id is None:
         raise NotFound(f"no {reagent_type} lot {lot_number!r}", field="reagent_lots")
     return row.id
+
+
+def users_with_clinics(session: Session) -> list[tuple[User, str | None]]:
+    """Every account with its clinic's code (None for staff), by username."""
+    rows = session.exec(
+        select(User, Clinic.code)
+        .join(Clinic, col(Clinic.id) == col(User.clinic_id), isouter=True)
+        .order_by(col(User.username))
+    ).all()
+    return [(user, code) for user, code in rows]

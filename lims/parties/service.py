@@ -29,10 +29,34 @@ def _text(value: str, field: str, *, max_len: int = 64) -> str:
     return value
 
 
-def create_clinic(session: Session, *, code: str, name: str, actor: User | None = None) -> Clinic:
+def check_time_zone(value: str) -> str:
+    """An IANA time-zone name (``Asia/Tokyo``); anything else is refused."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = _text(value, "time_zone", max_len=64)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"{name!r} is not a time zone; give an IANA name such as Asia/Tokyo",
+            field="time_zone",
+        ) from None
+    return name
+
+
+def create_clinic(
+    session: Session,
+    *,
+    code: str,
+    name: str,
+    time_zone: str = "Asia/Tokyo",
+    actor: User | None = None,
+) -> Clinic:
     """Register a clinic (a tenant: it sees only its own patients and orders)."""
     clinic = Clinic(
-        code=_text(code, "code", max_len=16).upper(), name=_text(name, "name", max_len=200)
+        code=_text(code, "code", max_len=16).upper(),
+        name=_text(name, "name", max_len=200),
+        time_zone=check_time_zone(time_zone),
     )
     if session.exec(select(Clinic).where(col(Clinic.code) == clinic.code)).first():
         raise RuleViolation(f"clinic {clinic.code} already exists", field="code")
@@ -44,7 +68,7 @@ def create_clinic(session: Session, *, code: str, name: str, actor: User | None 
         action="clinic.created",
         entity="clinic",
         entity_id=clinic.code,
-        new={"code": clinic.code, "name": clinic.name},
+        new={"code": clinic.code, "name": clinic.name, "time_zone": clinic.time_zone},
     )
     return clinic
 

@@ -48,7 +48,7 @@ def expire_due(session: Session, *, now: datetime | None = None) -> list[Materia
             col(Material.state).in_(["RELEASED", "ALLOCATED", "LABELED"]),
         )
         .order_by(col(Material.id))
-        .with_for_update()
+        .with_for_update(key_share=True)
     ).all()
     expired = []
     for material in candidates:

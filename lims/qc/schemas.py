@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
+from lims.quantity_fields import quantity_json_schema
 from lims.schemas import Strict, UtcTime
+
+# Read against the test's specification by the service: a quantity, or words.
+QcValue = Annotated[Any, WithJsonSchema(quantity_json_schema(None, text=True))]
 
 
 class QcResultIn(Strict):
@@ -15,7 +19,7 @@ class QcResultIn(Strict):
 
     material_id: str
     test_code: str = Field(max_length=32)
-    value: Any = Field(examples=["no growth", "0.8 EU/mL"])
+    value: QcValue = Field(examples=["no growth", "0.8 EU/mL"])
     tested_at: UtcTime | None = None
     method: str | None = Field(default=None, max_length=200)
 
@@ -23,7 +27,7 @@ class QcResultIn(Strict):
 class CorrectionIn(Strict):
     """A corrected or retested value, with the reason."""
 
-    value: Any
+    value: QcValue
     reason: str = Field(min_length=1, max_length=2000)
 
 

@@ -15,12 +15,13 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from lims.custody.ledger import jsonable
-from lims.errors import InvalidInput
+from lims.errors import InvalidInput, NotFound
 from lims.materials.models import Material
 from lims.materials.policy import processing_step_ids
 from lims.materials.service import get_material
 from lims.qc.deviations import deviations_of
 from lims.qc.evidence import current_results
+from lims.recalls.models import Recall, RecallItem
 from lims.steps.corrections import current_parameters
 from lims.steps.models import Step, StepInput, StepLoss
 
@@ -117,6 +118,40 @@ def batch_record(session: Session, record_id: str) -> dict[str, Any]:
         "deviations": [
             {"number": d.number, "closed": d.closed_at is not None, "resolution": d.resolution}
             for d in deviations_of(session, material=material)
+        ],
+    }
+
+
+@record_type("recall")
+def recall_record(session: Session, record_id: str) -> dict[str, Any]:
+    """A recall as signed on opening and closing: its lot, reason and every affected item
+    as traced (none of which changes later)."""
+    recall = session.exec(select(Recall).where(col(Recall.number) == record_id)).first()
+    if recall is None:
+        raise NotFound(f"no recall {record_id}")
+    lot = session.get(Material, recall.lot_id)
+    assert lot is not None
+    items = session.exec(
+        select(RecallItem, Material)
+        .join(Material, col(Material.id) == col(RecallItem.material_id))
+        .where(col(RecallItem.recall_id) == recall.id)
+        .order_by(col(RecallItem.id))
+    ).all()
+    return {
+        "number": recall.number,
+        "lot": lot.material_id,
+        "reason": recall.reason,
+        "opened_by": recall.opened_by_id,
+        "items": [
+            {
+                "material": m.material_id,
+                "state_before": i.state_before,
+                "action": i.action,
+                "order": i.order_id,
+                "patient": i.patient_id,
+                "clinic": i.clinic_id,
+            }
+            for i, m in items
         ],
     }
 

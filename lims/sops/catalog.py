@@ -651,7 +651,13 @@ SOPS: list[SopDefinition] = [
         stage="dispensing",
         title="Allocate a dose to a patient",
         inputs=[
-            InputSpec(kinds=[K.AAPE_LOT, K.DP_CULTURE], mode=InputMode.CONSUME, states=["RELEASED"])
+            InputSpec(
+                kinds=[K.AAPE_LOT, K.DP_CULTURE],
+                mode=InputMode.CONSUME,
+                states=["RELEASED"],
+                # The last vial allocated: the lot stays traceable, no longer allocatable.
+                state_after_depleted="DEPLETED",
+            )
         ],
         outputs=[
             OutputSpec(

@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, create_
 from pydantic_core import core_schema
 
 from lims.errors import InvalidInput, NotFound
+from lims.quantity_fields import QuantityOf
 from lims.sops.catalog import CATALOG
 from lims.sops.spec import TEXT_MAX_LENGTH, ParameterSpec, ParamType, SopDefinition
-from lims.units import Quantity, QuantityOf
+from lims.units import Quantity
 
 
 def catalog_sop(code: str, version: int | None = None) -> SopDefinition:

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from sqlmodel import Session, col, select
 
+from lims.doses.models import DoseDisposition
 from lims.identity.codes import format_material_id
 from lims.materials.kinds import GROWING_KINDS, MaterialKind
 from lims.materials.models import Material
@@ -79,14 +80,19 @@ def verify_conservation(session: Session) -> ConservationReport:
     """Check every material's quantity ledger and every step's balance."""
     report = ConservationReport()
     materials = {m.id: m for m in session.exec(select(Material))}
-    ledger: dict[int, list[StepInput]] = defaultdict(list)
-    for row in session.exec(select(StepInput).order_by(col(StepInput.id))):
-        ledger[row.material_id].append(row)
+    ledger: dict[int, list[StepInput | DoseDisposition]] = defaultdict(list)
+    for booked in session.exec(select(StepInput).order_by(col(StepInput.id))):
+        ledger[booked.material_id].append(booked)
+    _add_returns(session, ledger)
     for mid, material in materials.items():
         report.materials_checked += 1
         name = format_material_id(material.material_id)
         running = material.initial_canonical
         for row in ledger.get(mid or 0, []):
+            if isinstance(row, DoseDisposition):
+                # QA returned a cancelled dose's vials: out of the dose, back into the lot.
+                running += row.amount_canonical if row.lot_id == mid else -row.amount_canonical
+                continue
             if row.remaining_before != running:
                 report.problems.append(
                     f"{name}: step {row.step_id} starts from {row.remaining_before}, "
@@ -115,16 +121,35 @@ def verify_conservation(session: Session) -> ConservationReport:
     return report
 
 
+def _add_returns(session: Session, ledger: dict[int, list[StepInput | DoseDisposition]]) -> None:
+    """Put each return to stock into its lot's and its dose's books, in time order."""
+    returns = session.exec(
+        select(DoseDisposition).where(col(DoseDisposition.lot_id).is_not(None))
+    ).all()
+    if not returns:
+        return
+    times = {
+        step_id: at for step_id, at in session.execute(select(col(Step.id), col(Step.recorded_at)))
+    }
+    for row in returns:
+        for mid in (row.dose_id, row.lot_id or 0):
+            ledger[mid].append(row)
+            ledger[mid].sort(
+                key=lambda r: r.decided_at if isinstance(r, DoseDisposition) else times[r.step_id]
+            )
+
+
 def _check_steps(
     session: Session,
     materials: dict[int | None, Material],
-    ledger: dict[int, list[StepInput]],
+    ledger: dict[int, list[StepInput | DoseDisposition]],
     report: ConservationReport,
 ) -> None:
     inputs_by_step: dict[int, list[StepInput]] = defaultdict(list)
     for rows in ledger.values():
         for row in rows:
-            inputs_by_step[row.step_id].append(row)
+            if isinstance(row, StepInput):
+                inputs_by_step[row.step_id].append(row)
     outputs_by_step: dict[int, list[Material]] = defaultdict(list)
     for m in materials.values():
         if m.created_in_step_id is not None:

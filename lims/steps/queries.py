@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from lims.db import utcnow
 from lims.materials.models import Material
@@ -15,7 +15,7 @@ from lims.materials.service import remaining
 from lims.sops.models import SopVersion
 from lims.sops.service import definition_of, sop_in_force
 from lims.sops.spec import SopDefinition
-from lims.steps.models import StepInput
+from lims.steps.models import Step, StepInput
 from lims.units import Quantity
 
 # How many materials one SOP input lists in the work queue (the oldest first).
@@ -57,6 +57,18 @@ def work_queue(session: Session, *, per_input: int = QUEUE_PER_INPUT) -> list[Qu
     return rows
 
 
+def steps_for(session: Session, *, material: Material) -> list[SopDefinition]:
+    """The SOPs in force whose first input takes ``material`` as it is (kind and state):
+    the bench steps its state allows next."""
+    return [
+        sop
+        for sop in sops_in_force(session)
+        if sop.inputs
+        and material.kind in {k.value for k in sop.inputs[0].kinds}
+        and material.state in sop.inputs[0].states
+    ]
+
+
 def step_input_ids(session: Session, *, step_id: int) -> list[str]:
     """The material ids a step took as inputs, in the order they were booked."""
     return list(
@@ -67,3 +79,21 @@ def step_input_ids(session: Session, *, step_id: int) -> list[str]:
             .order_by(col(StepInput.id))
         ).all()
     )
+
+
+def step_counts(session: Session) -> dict[str, int]:
+    """How many steps were recorded under each SOP code."""
+    rows = session.exec(select(Step.sop_code, func.count()).group_by(col(Step.sop_code))).all()
+    return {code: n for code, n in rows}
+
+
+def steps_taking(session: Session, *, material: Material, except_sop: str | None = None) -> int:
+    """How many steps took ``material`` as an input (optionally not counting one SOP's)."""
+    query = (
+        select(Step.id)
+        .join(StepInput, col(StepInput.step_id) == col(Step.id))
+        .where(col(StepInput.material_id) == material.id)
+    )
+    if except_sop is not None:
+        query = query.where(col(Step.sop_code) != except_sop)
+    return len(session.exec(query).all())

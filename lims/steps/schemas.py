@@ -4,27 +4,32 @@ resources. What each quantity measures depends on the material it is booked agai
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
+from lims.quantity_fields import quantity_json_schema
 from lims.schemas import DbId, Strict, UtcTime
 from lims.steps.service import InputBooking, LossBooking, OutputRequest
+
+# A step's amounts are checked against each material's kind by the service (the kind is
+# only known from the material), so the document says "a quantity", of any kind.
+AnyQuantity = Annotated[Any, WithJsonSchema(quantity_json_schema(None))]
 
 
 class InputIn(Strict):
     material_id: str
-    quantity: Any = Field(default=None, examples=["100 mL"])
+    quantity: AnyQuantity | None = Field(default=None, examples=["100 mL"])
 
 
 class OutputIn(Strict):
-    quantity: Any = Field(examples=["1.9e7 cells"])
+    quantity: AnyQuantity = Field(examples=["1.9e7 cells"])
     container: str | None = Field(default=None, max_length=64)
 
 
 class LossIn(Strict):
     material_id: str
-    quantity: Any
+    quantity: AnyQuantity
     reason: str = Field(min_length=1, max_length=200)
 
 

@@ -86,7 +86,9 @@ def test_role_matrix(api: Api, method: str, path: str) -> None:
             assert role in r.json()["detail"]
 
 
-def _place(api: Api, world: World, who: str = "clinic", coi: str | None = None) -> str:
+def _place(
+    api: Api, world: World, who: str = "clinic", coi: str | None = None, session: int = 1
+) -> str:
     from datetime import timedelta
 
     from lims.db import utcnow
@@ -97,9 +99,9 @@ def _place(api: Api, world: World, who: str = "clinic", coi: str | None = None) 
         json={
             "coi_id": coi or world.patient_coi,
             "dose": "1 vial",
-            "session_number": 1,
+            "session_number": session,
             "sessions_total": 6,
-            "planned_use_at": (utcnow() + timedelta(days=3)).isoformat(),
+            "planned_use_at": (utcnow() + timedelta(days=3, weeks=4 * (session - 1))).isoformat(),
             "ship_to": "Ginza",
             "prescriber": "Dr. F",
             "consent_ref": "C-1",
@@ -183,7 +185,7 @@ def test_clinic_isolation_everywhere(api: Api, world: World) -> None:
 
 
 def test_pagination_is_bounded_and_stable(api: Api, world: World) -> None:
-    numbers = [_place(api, world) for _ in range(5)]
+    numbers = [_place(api, world, session=n) for n in range(1, 6)]
     c = api.client
     first = c.get("/api/v1/clinic/orders?limit=2", headers=api.as_("clinic")).json()
     second = c.get(

@@ -189,7 +189,7 @@ def _order_body(world: World, **change: object) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("change", "status", "field", "detail"),
     [
-        ({"dose": "3 kg"}, 422, "dose", "largest plausible dose"),
+        ({"dose": "3 kg"}, 422, "dose", "largest dose 10 mg for AAPE"),
         ({"dose": "3 cm"}, 422, "dose", "got 3 cm"),
         ({"dose": "-2 vials"}, 422, "dose", "must not be negative"),
         ({"dose": "1e30 mL"}, 422, "dose", "too large"),

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from lims.db import utcnow
 from tests.api.conftest import Api
-from tests.builders import Lab
+from tests.builders import Lab, more_patients
 from tests.conftest import World
 from tests.live_server import live_server
 
@@ -25,16 +25,17 @@ def server(engine: Engine, api: Api) -> Iterator[str]:
 def test_fifty_parallel_allocations_never_exceed_stock(
     server: str, api: Api, engine: Engine, world: World
 ) -> None:
-    lot = Lab.start(engine, world).lot()  # 15 vials
+    lot = Lab.start(engine, world).allogeneic_lot()  # 15 vials, for any of the patients
+    patients = more_patients(engine, world, 50)  # a session is ordered once per course
     numbers = []
     for n in range(50):
         r = api.client.post(
             "/api/v1/clinic/orders",
             headers=api.as_("clinic"),
             json={
-                "coi_id": world.patient_coi,
+                "coi_id": patients[n],
                 "dose": "1 vial",
-                "session_number": 1 + n % 6,
+                "session_number": 1,
                 "sessions_total": 6,
                 "planned_use_at": (utcnow() + timedelta(days=3)).isoformat(),
                 "ship_to": "Ginza",
@@ -51,7 +52,9 @@ def test_fifty_parallel_allocations_never_exceed_stock(
     def allocate(number: str) -> None:
         with httpx.Client(base_url=server, timeout=60) as client:
             start.wait(timeout=30)
-            r = client.post(f"/api/v1/lab/orders/{number}/allocation", json={}, headers=headers)
+            r = client.post(
+                f"/api/v1/lab/orders/{number}/allocation", json={"lot_id": lot}, headers=headers
+            )
         with guard:
             results.append((r.status_code, r.text))
 

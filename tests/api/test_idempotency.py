@@ -16,7 +16,7 @@ from lims.idempotency.service import request_digest, run_once
 from lims.orders.models import DoseOrder
 from lims.steps.service import InputBooking, OutputRequest
 from tests.api.conftest import Api
-from tests.builders import Lab
+from tests.builders import PASSWORD, Lab
 from tests.conftest import World
 
 
@@ -95,3 +95,84 @@ def test_one_digest_for_every_caller() -> None:
     assert same == request_digest("step", {"a": Decimal("1.50"), "b": (1, 2)})
     assert same != request_digest("note", {"b": [1, 2], "a": Decimal("1.50")})
     assert same != request_digest("step", {"b": [2, 1], "a": Decimal("1.50")})
+
+
+def test_a_retried_signature_is_one_signature_and_the_password_is_not_fingerprinted(
+    api: Api, engine: Engine, world: World
+) -> None:
+    from lims.signatures.models import Signature
+
+    lipo = Lab.start(engine, world).lipoaspirate()
+    body = {
+        "password": PASSWORD,
+        "meaning": "reviewed",
+        "record_type": "material",
+        "record_id": lipo,
+    }
+    headers = api.as_("technician") | {"Idempotency-Key": "sign-once"}
+    first = api.client.post("/api/v1/lab/signatures", json=body, headers=headers)
+    again = api.client.post("/api/v1/lab/signatures", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    with read_session(engine) as s:
+        signatures = s.exec(select(Signature).where(Signature.record_type == "material")).all()
+        assert len(signatures) == 1
+        record = s.exec(select(IdempotencyRecord)).one()
+    assert PASSWORD not in str(record.response)
+    # The digest is of the request without its password.
+    without = {k: v for k, v in body.items() if k != "password"}
+    assert record.request_sha256 == request_digest(
+        "POST /api/v1/lab/signatures", {**without, "comment": None}
+    )
+    # Without a key, a second POST is a second signature (the key is what makes a retry).
+    plain = api.client.post("/api/v1/lab/signatures", json=body, headers=api.as_("technician"))
+    assert plain.status_code == 201 and plain.json()["id"] != first.json()["id"]
+
+
+def test_state_changes_and_moves_are_done_once_per_key(
+    api: Api, engine: Engine, world: World
+) -> None:
+    lipo = Lab.start(engine, world).lipoaspirate()
+    tech = api.as_("technician")
+    path = f"/api/v1/lab/materials/{lipo}/transitions"
+    hold = {"to_state": "ON_HOLD", "reason": "seal checked twice"}
+    first = api.client.post(path, json=hold, headers=tech | {"Idempotency-Key": "hold-1"})
+    assert first.status_code == 200, first.text
+    # The same retry replays; without the key the same move is refused by the state machine.
+    again = api.client.post(path, json=hold, headers=tech | {"Idempotency-Key": "hold-1"})
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert api.client.post(path, json=hold, headers=tech).status_code == 409
+    place = api.client.post(
+        "/api/v1/lab/storage-locations",
+        json={"site": "A", "freezer": "F9", "rack": "R1", "box": "B1", "position": "A1"},
+        headers=tech | {"Idempotency-Key": "loc-1"},
+    )
+    replayed = api.client.post(
+        "/api/v1/lab/storage-locations",
+        json={"site": "A", "freezer": "F9", "rack": "R1", "box": "B1", "position": "A1"},
+        headers=tech | {"Idempotency-Key": "loc-1"},
+    )
+    assert place.status_code == 201, place.text
+    assert replayed.json() == place.json() and replayed.headers["Idempotent-Replayed"] == "true"
+
+
+def test_keys_past_their_retention_are_forgotten(api: Api, engine: Engine, world: World) -> None:
+    from lims.idempotency.service import forget_old_keys
+
+    Lab.start(engine, world).lot()
+    # Sessions 1 and 2 of one course, four weeks apart (the course rule's interval).
+    for key, session, days in (("old", 1, 3), ("new", 2, 31)):
+        answer = api.client.post(
+            "/api/v1/clinic/orders",
+            json=_order_body(world, days=days) | {"session_number": session},
+            headers=api.as_("clinic") | {"Idempotency-Key": key},
+        )
+        assert answer.status_code == 201, answer.text
+    with write_session(engine) as s:
+        old = s.exec(select(IdempotencyRecord).where(IdempotencyRecord.key == "old")).one()
+        old.created_at = utcnow() - timedelta(days=31)
+        s.add(old)
+    with write_session(engine) as s:
+        assert forget_old_keys(s, older_than=utcnow() - timedelta(days=30)) == 1
+    with read_session(engine) as s:
+        assert [r.key for r in s.exec(select(IdempotencyRecord)).all()] == ["new"]

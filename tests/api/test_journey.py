@@ -62,6 +62,10 @@ def test_order_to_receipt_over_http(api: Api, engine: Engine, world: World) -> N
     allocated = _post(api, "technician", f"/lab/orders/{number}/allocation", {})
     dose = allocated["dose_material"]["material_id"]
     assert allocated["status"] == "ALLOCATED"
+    # Which identity is which: an autologous dose's recipient, no donor.
+    assert allocated["recipient_coi"] == world.patient_coi == allocated["patient_coi"]
+    assert allocated["donor_coi"] is None
+    assert allocated["dose_material"]["recipient_coi"] == world.patient_coi
     assert allocated["label"]["statement"] == "FOR AUTOLOGOUS USE ONLY"
     assert allocated["label"]["patient_coi"] == world.patient_coi
     _post(api, "technician", f"/lab/materials/{dose}/transitions", {"to_state": "LABELED"})
@@ -155,7 +159,7 @@ def test_order_to_receipt_over_http(api: Api, engine: Engine, world: World) -> N
     sigs = api.client.get(f"/api/v1/audit/materials/{dose}/signatures", headers=audit).json()
     assert {s["meaning"] for s in sigs} == {"performed", "verified"}
     assert all(s["valid"] for s in sigs)
-    label = api.client.get(
+    label = api.client.post(
         f"/api/v1/lab/materials/{dose}/label.pdf?size=bag", headers=api.as_("technician")
     )
     assert label.status_code == 200 and label.content.startswith(b"%PDF")

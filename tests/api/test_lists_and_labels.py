@@ -27,7 +27,9 @@ def _order(api: Api, coi: str, who: str = "clinic", session_number: int = 1) -> 
             "dose": "1 vial",
             "session_number": session_number,
             "sessions_total": 6,
-            "planned_use_at": (utcnow() + timedelta(days=3)).isoformat(),
+            "planned_use_at": (
+                utcnow() + timedelta(days=3, weeks=4 * (session_number - 1))
+            ).isoformat(),
             "ship_to": "  Ginza Hair Clinic  ",
             "prescriber": "Dr. F",
             "consent_ref": "C-1",
@@ -40,7 +42,7 @@ def _order(api: Api, coi: str, who: str = "clinic", session_number: int = 1) -> 
 def test_clinic_lists_hold_only_the_clinics_own_rows(api: Api, world: World) -> None:
     mine = [_order(api, world.patient_coi, session_number=n)["number"] for n in (1, 2, 3)]
     theirs = _order(api, world.other_patient_coi, who="other_clinic")["number"]
-    extra = _order(api, world.patient_coi)
+    extra = _order(api, world.patient_coi, session_number=4)
     assert extra["ship_to"] == "Ginza Hair Clinic"  # stripped, once, by the order model
 
     def get(who: str, path: str) -> dict[str, Any]:
@@ -90,7 +92,7 @@ def test_the_api_label_is_the_printed_label(api: Api, engine: Engine, world: Wor
     assert r.status_code == 200, r.text
     label = r.json()["label"]
     dose = label["material_id"]
-    printed = api.client.get(
+    printed = api.client.post(
         f"/api/v1/lab/materials/{dose}/label.pdf", headers=api.as_("technician")
     )
     assert printed.status_code == 200

@@ -23,7 +23,18 @@ def test_demo_builds_lipoaspirate_to_doses(engine: Engine, db_url: str) -> None:
         a_doses = {d for k, d in result.doses.items() if k.startswith("A ")}
         assert len(a_doses) == 3 and a_doses <= {r.material_id for r in down}
         lot = get_material(s, result.lots["A"])
-        assert (lot.state, lot.remaining_canonical) == ("RELEASED", 25)
+        # 28 filled, 3 allocated, the cancelled one returned by QA.
+        assert (lot.state, lot.remaining_canonical) == ("RELEASED", 26)
+        states = {k: get_material(s, d).state for k, d in result.doses.items()}
+        assert states == {
+            "A session 1": "ADMINISTERED",
+            "A session 2": "RECEIVED_AT_CLINIC",  # quarantined at 12 degC, released by QA
+            "A session 3": "DEALLOCATED",
+            "B session 1": "RECEIVED_AT_CLINIC",
+        }
+        assert "wrong patient" in result.bedside_refusal and result.recipient in (
+            result.bedside_refusal
+        )
         report = verify_conservation(s)
         assert report.ok, report.problems
     # A second run on the same database adds a second donation without clashing.

@@ -280,7 +280,10 @@ def order_request(world: World, session_number: int = 1) -> dict[str, object]:
         "dose": "8 mL",
         "session_number": session_number,
         "sessions_total": 6,
-        "planned_use_at": (utcnow() + timedelta(days=3)).isoformat(),
+        # Sessions four weeks apart, inside AAPE's 3-5 week interval (the course rule).
+        "planned_use_at": (
+            utcnow() + timedelta(days=3) + timedelta(weeks=4 * (session_number - 1))
+        ).isoformat(),
         "ship_to": "Ginza Hair Clinic, 4-1 Ginza, Tokyo",
         "prescriber": "Dr. H. Fukuoka",
         "consent_ref": "CONSENT-2026-0042",

@@ -50,9 +50,12 @@ def _order(
             patient=patient,
             product=kw.pop("product", "aape"),
             dose=dose,
-            session_number=kw.pop("session_number", 1),
-            sessions_total=6,
-            planned_use_at=kw.pop("planned_use_at", utcnow() + timedelta(days=3)),
+            session_number=(n := kw.pop("session_number", 1)),
+            sessions_total=kw.pop("sessions_total", 6),
+            # Session n four weeks after session n-1 (AAPE: every 3-5 weeks).
+            planned_use_at=kw.pop(
+                "planned_use_at", utcnow() + timedelta(days=3, weeks=4 * (n - 1))
+            ),
             ship_to="Ginza Hair Clinic, 4-1 Ginza, Tokyo",
             prescriber="Dr. H. Fukuoka",
             consent_ref="CONSENT-2026-0042",
@@ -156,12 +159,17 @@ def test_clinics_never_see_each_other(engine: Engine, world: World) -> None:
     ("dose", "message"),
     [
         ("3 cm", "a aape dose is given in vials, reconstituted mL, µg of protein; got 3 cm"),
-        ("3 kg", "3 kg is above the largest plausible dose 10 mg"),
-        ("50 vials", "above the largest plausible dose 10 vials"),
+        ("3 kg", "3 kg is above the largest dose 10 mg for AAPE"),
+        ("50 vials", "above the largest dose 10 vials for AAPE"),
         ("-1 vial", "must not be negative"),
         ("0 vials", "more than zero"),
         ("1.5 vials", "whole"),
         ("1e30 mL", "too large"),
+        ("4 uL", "^dose: 4 uL is below the smallest dose 2 mL for AAPE .*; did you mean 4 mL\\?$"),
+        ("0.0000001 mL", "below the smallest dose 2 mL for AAPE"),
+        ("3 kg", "; did you mean 3 mg\\?$"),
+        ("0.1 ug", "below the smallest dose 0.3 ug for AAPE"),
+        ("1e-400 mL", "^dose: 1E-400 mL is below"),
     ],
 )
 def test_order_doses_are_unit_checked(
@@ -176,7 +184,7 @@ def test_order_field_rules(engine: Engine, world: World) -> None:
     lab = Lab.start(engine, world)
     with pytest.raises(InvalidInput, match="future"):
         _order(lab, planned_use_at=utcnow() - timedelta(hours=1))
-    with pytest.raises(InvalidInput, match="sessions run"):
+    with pytest.raises(InvalidInput, match=r"past the course.s last session"):
         _order(lab, session_number=9)
     with pytest.raises(InvalidInput, match="product is one of"):
         _order(lab, product="elixir")
@@ -293,7 +301,17 @@ def test_no_lot_for_another_patients_order(engine: Engine, world: World) -> None
 def test_concurrent_allocations_never_exceed_the_lot(engine: Engine, world: World) -> None:
     lab = Lab.start(engine, world)
     lot = lab.lot()  # 15 vials
-    numbers = [_order(lab, dose="2 vials", session_number=1 + n % 6) for n in range(12)]
+    numbers = [
+        _order(
+            lab,
+            dose="2 vials",
+            session_number=1 + n,
+            sessions_total=12,
+            planned_use_at=utcnow() + timedelta(days=3),
+            interval_reason="load test: every session of the course on one day",
+        )
+        for n in range(12)
+    ]
     start = threading.Barrier(len(numbers))
     outcomes: list[str] = []
     guard = threading.Lock()
@@ -329,9 +347,16 @@ def test_concurrent_allocations_never_exceed_the_lot(engine: Engine, world: Worl
 def test_expired_lot_is_not_allocated(engine: Engine, world: World) -> None:
     lab = Lab.start(engine, world)
     lot = lab.lot()
-    number = _order(lab, planned_use_at=utcnow() + timedelta(days=3000))  # after expiry
-    with pytest.raises(RuleViolation, match="no released, unexpired"):
+    planned = utcnow() + timedelta(days=30)
+    number = _order(lab, planned_use_at=planned)
+    with write_session(engine) as s:  # a lot that expires within transit of the planned use
+        material = get_material(s, lot)
+        material.expires_at = planned + timedelta(hours=47)
+        s.add(material)
+    with pytest.raises(RuleViolation, match=r"expires at least 48 h .transit. after its planned"):
         _allocate(lab, number)
+    with pytest.raises(InvalidInput, match="more than 183 days ahead"):
+        _order(lab, session_number=2, planned_use_at=utcnow() + timedelta(days=3000))
     with write_session(engine) as s:  # the lot itself, named explicitly, is refused too
         tech = lab.user(s, world.tech_id)
         transition(

@@ -28,7 +28,7 @@ def _place(s: Session, actor: User, coi: str, session_number: int = 1) -> str:
         dose="1 vial",
         session_number=session_number,
         sessions_total=6,
-        planned_use_at=utcnow() + timedelta(days=3),
+        planned_use_at=utcnow() + timedelta(days=3, weeks=4 * (session_number - 1)),
         ship_to="a clinic",
         prescriber="Dr. P",
         consent_ref="C-1",

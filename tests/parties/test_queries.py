@@ -118,3 +118,16 @@ def test_no_person_may_take_the_system_accounts_name(engine: Engine) -> None:
     for name in ("system", "SYSTEM", " System "):
         with pytest.raises(RuleViolation, match="reserved"), write_session(engine) as s:
             create_user(s, username=name, printed_name="Someone", role=Role.ADMIN)
+
+
+def test_a_clinic_has_a_time_zone_and_a_wrong_one_is_refused(engine: Engine, world: World) -> None:
+    from lims.errors import InvalidInput
+    from lims.parties.service import create_clinic
+
+    with write_session(engine) as session:
+        kobe = create_clinic(session, code="kobe", name="Kobe", time_zone="Asia/Tokyo")
+        assert kobe.time_zone == "Asia/Tokyo"
+    with pytest.raises(InvalidInput, match="not a time zone"), write_session(engine) as session:
+        create_clinic(session, code="mars", name="Mars", time_zone="Mars/Olympus")
+    with read_session(engine) as session:
+        assert get_clinic(session, code="KOBE").time_zone == "Asia/Tokyo"

@@ -7,7 +7,13 @@ import pytest
 from sqlalchemy import Engine
 
 from lims.db import read_session, utcnow, write_session
-from lims.dispatch.gate import DispatchRefused, DispatchRequest, check_dispatch, dispatch_verify
+from lims.dispatch.gate import (
+    DispatchRefused,
+    DispatchRequest,
+    check_dispatch,
+    dispatch_verify,
+    gate_failures,
+)
 from lims.materials.service import get_material
 from lims.parties.service import get_patient
 from lims.signatures.models import Meaning
@@ -157,3 +163,24 @@ def test_unlabeled_dose_and_non_dose(engine: Engine, world: World) -> None:
     failures = _failures(lab, dose, _request(lab, dose))
     assert failures[0] == "state: the dose is ALLOCATED; it must be LABELED"
     assert _failures(lab, lot, _request(lab, lot))[0].startswith("identity: ")
+
+
+def test_the_refusal_carries_codes_and_fields_not_just_text(engine: Engine, world: World) -> None:
+    lab = Lab.start(engine, world)
+    lot, dose = _labeled_dose(lab)
+    wrong = replace(_request(lab, dose), shipper="", scanned_label=lot)
+    with pytest.raises(DispatchRefused) as err, write_session(engine) as s:
+        dispatch_verify(
+            s, dose=get_material(s, dose), request=wrong, actor=lab.user(s, world.tech_id)
+        )
+    codes = [(r.code, r.field) for r in err.value.reasons]
+    assert codes == [
+        ("label_other_material", "scanned_label"),
+        ("no_shipper", "shipper"),
+        ("no_packer", None),
+        ("no_verifier", None),
+    ]
+    assert err.value.failures == [str(r) for r in err.value.reasons]
+    with read_session(engine) as s:
+        reasons = gate_failures(s, dose=get_material(s, dose), request=wrong)
+    assert [r.check for r in reasons] == ["label", "shipping", "signatures", "signatures"]

@@ -35,7 +35,7 @@ from lims.settings import get_settings
 from lims.steps.conservation import verify_conservation
 from lims.steps.models import Step, StepInput
 from tests.api.conftest import Api
-from tests.builders import PASSWORD, Lab
+from tests.builders import PASSWORD, Lab, more_patients
 from tests.conftest import World
 from tests.live_server import live_server
 from tests.reliability.conftest import (
@@ -113,9 +113,23 @@ class Call:
         return out.send(client, label, "POST", self.path, json=self.body, headers=headers)
 
 
-def _burst(api: Api, world: World, numbers: list[str], parent: str, round_: int) -> list[Call]:
+def _burst(
+    api: Api,
+    world: World,
+    numbers: list[str],
+    parent: str,
+    round_: int,
+    patients: list[str],
+    lots: list[str],
+) -> list[Call]:
     calls = [
-        Call(f"r{round_}-alloc-{i}", "technician", f"/api/v1/lab/orders/{n}/allocation", {})
+        Call(
+            f"r{round_}-alloc-{i}",
+            "technician",
+            f"/api/v1/lab/orders/{n}/allocation",
+            # The donor's lots (15 vials each), one after the other.
+            {"lot_id": lots[(round_ * 10 + i) // 15]},
+        )
         for i, n in enumerate(numbers)
     ]
     calls += [
@@ -123,7 +137,7 @@ def _burst(api: Api, world: World, numbers: list[str], parent: str, round_: int)
             f"r{round_}-order-{i}",
             "clinic",
             "/api/v1/clinic/orders",
-            order_body(world.patient_coi, f"kill-r{round_}-{i}"),
+            order_body(patients.pop(), f"kill-r{round_}-{i}"),
         )
         for i in range(10)
     ]
@@ -150,23 +164,26 @@ def test_api_killed_mid_request_restarts_clean_and_replays(
 ) -> None:
     lab = Lab.start(engine, world)
     rounds = 3 if LONG else 1
-    lab.lot()
-    lab.lot()  # 30 vials: 10 allocations a round, up to 3 rounds
+    # 30 vials from a donor (each order is for another patient): 10 allocations a round,
+    # up to 3 rounds.
+    lots = [lab.allogeneic_lot(), lab.allogeneic_lot()]
     parent = lab.accepted_lipoaspirate("30 mL")
     log = tmp_path / "lims-serve.log"
     out = Outcomes()
     cut_total = committed_unanswered = 0
+    # Session 1 of a course is ordered once: each order is for another patient.
+    patients = more_patients(engine, world, 20 * rounds)
     for round_ in range(rounds):
         numbers = []
         for i in range(10):
             r = api.client.post(
                 "/api/v1/clinic/orders",
-                json=order_body(world.patient_coi, f"pre-r{round_}-{i}"),
+                json=order_body(patients.pop(), f"pre-r{round_}-{i}"),
                 headers=api.as_("clinic"),
             )
             assert r.status_code == 201, r.text
             numbers.append(r.json()["number"])
-        calls = _burst(api, world, numbers, parent, round_)
+        calls = _burst(api, world, numbers, parent, round_, patients, lots)
         with lims_serve(engine, log) as server:
             go = threading.Barrier(len(calls) + 1)
 
@@ -260,7 +277,12 @@ def test_connection_dropped_mid_transaction_is_a_clean_error(
     ).json()["number"]
     out = Outcomes()
     cases = [
-        ("clinic", "/api/v1/clinic/orders", order_body(world.patient_coi, "drop-1"), "drop-o"),
+        (
+            "clinic",
+            "/api/v1/clinic/orders",
+            order_body(more_patients(engine, world, 1)[0], "drop-1"),
+            "drop-o",
+        ),
         ("technician", f"/api/v1/lab/orders/{number}/allocation", {}, "drop-a"),
     ]
     with live_server(engine) as url, httpx.Client(base_url=url, timeout=60) as client:
@@ -384,6 +406,7 @@ def test_sqlite_lock_contention_is_retried_not_failed(
     try:
         client = TestClient(create_app(busy), raise_server_exceptions=False)
         headers = api.as_("clinic")
+        other = more_patients(engine, world, 1)[0]  # session 1 of a course is ordered once
         # 1. The lock is held for 1.5 s, 15 times the busy timeout: the request waits and
         # is retried inside write_session with back-off, and succeeds.
         holder = _hold_write_lock(path, 1.5)
@@ -393,7 +416,7 @@ def test_sqlite_lock_contention_is_retried_not_failed(
             "locked",
             "POST",
             "/api/v1/clinic/orders",
-            json=order_body(world.patient_coi, "lock-1"),
+            json=order_body(other, "lock-1"),
             headers=headers | {"Idempotency-Key": "lock-1"},
         )
         waited = time.monotonic() - started

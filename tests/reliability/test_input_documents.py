@@ -57,13 +57,18 @@ def test_label_and_report_names_come_from_the_canonical_id(
     with live_server(engine) as url, httpx.Client(base_url=url, timeout=60) as client:
         for name, spelled in _spelled(dose).items():
             before = _printed(engine, dose)
-            for path, who, filename in (
-                (f"/api/v1/lab/materials/{spelled}/label.pdf", tech, f"label-{dose}.pdf"),
-                (f"/api/v1/lab/materials/{spelled}/label.pdf?size=bag", tech, f"label-{dose}.pdf"),
-                (f"/api/v1/audit/materials/{spelled}/custody-report.pdf", auditor, None),
+            for method, path, who, filename in (
+                ("POST", f"/api/v1/lab/materials/{spelled}/label.pdf", tech, f"label-{dose}.pdf"),
+                (
+                    "POST",
+                    f"/api/v1/lab/materials/{spelled}/label.pdf?size=bag",
+                    tech,
+                    f"label-{dose}.pdf",
+                ),
+                ("GET", f"/api/v1/audit/materials/{spelled}/custody-report.pdf", auditor, None),
             ):
                 try:
-                    r = client.get(path, headers=who)
+                    r = client.request(method, path, headers=who)
                 except httpx.HTTPError as exc:  # the old failure: connection dropped
                     failures.append(f"{name} {path}: {type(exc).__name__}")
                     continue
@@ -104,15 +109,15 @@ def test_unreadable_ids_and_refused_labels_write_nothing(
     wrong_check = lot[:-1] + ("A" if lot[-1] != "A" else "B")
     with live_server(engine) as url, httpx.Client(base_url=url, timeout=60) as client:
         answers = {
-            "not an id": client.get("/api/v1/lab/materials/%0Aabc%0D%0A/label.pdf", headers=tech),
-            "wrong check": client.get(
+            "not an id": client.post("/api/v1/lab/materials/%0Aabc%0D%0A/label.pdf", headers=tech),
+            "wrong check": client.post(
                 f"/api/v1/lab/materials/{wrong_check}/label.pdf", headers=tech
             ),
-            "fullwidth": client.get(
+            "fullwidth": client.post(
                 "/api/v1/lab/materials/%EF%BC%B8%EF%BC%90/label.pdf", headers=tech
             ),
-            "destroyed": client.get(f"/api/v1/lab/materials/{lipo}/label.pdf", headers=tech),
-            "poster size": client.get(
+            "destroyed": client.post(f"/api/v1/lab/materials/{lipo}/label.pdf", headers=tech),
+            "poster size": client.post(
                 f"/api/v1/lab/materials/{lot}/label.pdf?size=poster", headers=tech
             ),
             "coa of junk": client.get("/api/v1/audit/materials/%0B%0B/coa.pdf", headers=auditor),
@@ -156,7 +161,9 @@ def test_marked_up_records_print_over_http(engine: Engine, world: World, api: Ap
         report = client.get(
             f"/api/v1/audit/materials/{dose}/custody-report.pdf", headers=api.as_("auditor")
         )
-        label = client.get(f"/api/v1/lab/materials/{dose}/label.pdf", headers=api.as_("technician"))
+        label = client.post(
+            f"/api/v1/lab/materials/{dose}/label.pdf", headers=api.as_("technician")
+        )
     assert coa.status_code == 200, coa.text
     assert report.status_code == 200, report.text
     assert label.status_code == 200, label.text

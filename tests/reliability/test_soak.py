@@ -8,7 +8,14 @@ write is there (nothing lost) and every refused request got a 4xx problem+json w
 reason (no 5xx, no dropped connection).
 
 Runs on each database of the run (PostgreSQL when LIMS_TEST_POSTGRES_URL is set); about
-10 s of load by default, 120 s with LIMS_TEST_LONG=1 (LIMS_SOAK_SECONDS overrides).
+10 s of load with 11 clients by default. LIMS_TEST_LONG=1: 32 clients until at least
+10,000 requests were answered (LIMS_SOAK_REQUESTS), at most LIMS_SOAK_SECONDS (600 s).
+
+Most clinic clients register a fresh patient for each order and order its session 1, so
+the soak does not lean on the course rule (one order per session number per patient,
+sessions weeks apart); the lots are an allogeneic donor's, so those orders race for the
+same few lots until the vials run out. Two clients keep ordering for one patient (once
+the course rule refuses the repeats, they are clean 409s like any other refusal).
 """
 
 from __future__ import annotations
@@ -41,7 +48,9 @@ from tests.conftest import World
 from tests.live_server import live_server
 from tests.reliability.conftest import LONG, Outcomes, Row, assert_clean_refusals
 
-SECONDS = float(os.environ.get("LIMS_SOAK_SECONDS", "120" if LONG else "10"))
+SECONDS = float(os.environ.get("LIMS_SOAK_SECONDS", "600" if LONG else "10"))
+# The long run stops at this many answered requests (the deadline is only a guard).
+TARGET = int(os.environ.get("LIMS_SOAK_REQUESTS", "10000")) if LONG else None
 NANOFAT = {"emulsification_passes": 30, "filter_mesh": "500 um", "needle_gauge": 27}
 
 
@@ -63,11 +72,15 @@ def order_body(coi: str, ref: str, **change: Any) -> dict[str, Any]:
 class Soak:
     """The shared state of one soak: who placed, allocated, cancelled and booked what."""
 
-    def __init__(self, base_url: str, api: Api, world: World, deadline: float) -> None:
+    def __init__(
+        self, base_url: str, api: Api, world: World, deadline: float, target: int | None = None
+    ) -> None:
         self.base_url = base_url
         self.api = api
         self.world = world
         self.deadline = deadline
+        self.target = target
+        self.ginza_orders: list[str] = []  # what the Ginza canceller may cancel
         self.out = Outcomes()
         self.to_allocate: queue.Queue[str] = queue.Queue()
         self.lock = threading.Lock()
@@ -79,15 +92,33 @@ class Soak:
         self.steps: set[int] = set()
         self.verify_answers: list[dict[str, Any]] = []
         self.errors: list[BaseException] = []
+        # The donor's lots technicians name when allocating (FEFO without a lot picks only
+        # the patient's own, autologous, lots).
+        self.lot_ids: list[str] = []
 
     def running(self) -> bool:
+        if self.target is not None and len(self.out.items) >= self.target:
+            return False
         return time.monotonic() < self.deadline
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url + "/api/v1", timeout=60)
 
     # --- clients ---------------------------------------------------------------------------
-    def clinic(self, who: str, coi: str, foreign_coi: str, seed: int) -> None:
+    def fresh_patient(self, c: httpx.Client, who: str, headers: dict[str, str], n: int) -> str:
+        o = self.out.send(
+            c,
+            "patient.register",
+            "POST",
+            "/clinic/patients",
+            json={"identifier_1": "1980-01-01", "identifier_2": f"SOAK-{who}-{n}-{id(c)}"},
+            headers=headers,
+        )
+        if o.status != 201:
+            raise AssertionError(f"registering a patient: {o.status} {o.text[:200]}")
+        return str(o.body["coi_id"])
+
+    def clinic(self, who: str, coi: str, foreign_coi: str, seed: int, fresh: bool = False) -> None:
         rnd = random.Random(seed)
         headers = self.api.as_(who)
         keys: list[str] = []
@@ -142,8 +173,11 @@ class Soak:
                         headers=headers,
                     )
                     continue
-                key = f"{who}-{n}"
-                body = order_body(coi, key, session_number=1 + n % 6)
+                key = f"{who}-{seed}-{n}"
+                if fresh:
+                    body = order_body(self.fresh_patient(c, who, headers, n), key)
+                else:
+                    body = order_body(coi, key, session_number=1 + n % 6)
                 o = self.out.send(
                     c,
                     "order.place",
@@ -157,6 +191,8 @@ class Soak:
                     with self.lock:
                         self.placed[number] = o.body
                         self.sent[(who, key)] = (body, number)
+                        if who == "clinic":
+                            self.ginza_orders.append(number)
                     keys.append(key)
                     self.to_allocate.put(number)
                     if rnd.random() < 0.1:  # two technicians race for the same order
@@ -171,12 +207,15 @@ class Soak:
                     number = self.to_allocate.get(timeout=0.2)
                 except queue.Empty:
                     continue
+                # Mostly a named donor lot (the race for the same few lots); sometimes none,
+                # so the patient's own lot is chosen first-expiry-first.
+                named = self.lot_ids and rnd.random() < 0.8
                 o = self.out.send(
                     c,
                     "allocate",
                     "POST",
                     f"/lab/orders/{number}/allocation",
-                    json={},
+                    json={"lot_id": rnd.choice(self.lot_ids)} if named else {},
                     headers=headers,
                 )
                 if o.status == 200:
@@ -193,11 +232,7 @@ class Soak:
             while self.running():
                 time.sleep(0.05)
                 with self.lock:
-                    mine = [
-                        n
-                        for n, b in self.placed.items()
-                        if b["patient_coi"] == self.world.patient_coi
-                    ]
+                    mine = list(self.ginza_orders)
                 if not mine:
                     continue
                 number = rnd.choice(mine[-10:])
@@ -259,9 +294,11 @@ def test_concurrent_clinics_technicians_and_auditors(
     engine: Engine, world: World, api: Api, figures: Row
 ) -> None:
     lab = Lab.start(engine, world)
-    # 15 vials a lot for the Ginza patient (2, or 6 in the long run, so that allocations
-    # keep succeeding for longer), one for Osaka's; the parents technicians book from.
-    lots = [lab.lot() for _ in range(6 if LONG else 2)]
+    # Lots from the eligible allogeneic donor (2, or 6 in the long run), so that every
+    # clinic's fresh patients' orders race for the same few lots until they run out (an
+    # autologous lot serves one patient, whose course allows six sessions); one autologous
+    # lot for Osaka's patient; the parents technicians book from.
+    lots = [lab.allogeneic_lot() for _ in range(6 if LONG else 2)]
     other_lot = lab.lot(cm=lab.cm_batch("61 mL", culture=lab.culture(coi=world.other_patient_coi)))
     volume = "120 mL" if LONG else "30 mL"
     parents = [lab.accepted_lipoaspirate(volume) for _ in range(4 if LONG else 2)]
@@ -269,7 +306,8 @@ def test_concurrent_clinics_technicians_and_auditors(
         events_before = s.execute(select(func.count()).select_from(CustodyEvent)).scalar_one()
 
     with live_server(engine) as url:
-        soak = Soak(url, api, world, deadline=time.monotonic() + SECONDS)
+        soak = Soak(url, api, world, deadline=time.monotonic() + SECONDS, target=TARGET)
+        soak.lot_ids = list(lots)
         threads = [
             soak.guarded(soak.clinic, "clinic", world.patient_coi, world.other_patient_coi, 1),
             soak.guarded(soak.clinic, "clinic", world.patient_coi, world.other_patient_coi, 2),
@@ -285,6 +323,33 @@ def test_concurrent_clinics_technicians_and_auditors(
             soak.guarded(soak.bench, "admin", parents, 10),
             soak.guarded(soak.auditor),
         ]
+        if LONG:  # 21 more: 32 clients in all
+            ginza, osaka = world.patient_coi, world.other_patient_coi
+            threads += [
+                *(
+                    soak.guarded(soak.clinic, "clinic", ginza, osaka, 20 + i, True)
+                    for i in range(5)
+                ),
+                *(
+                    soak.guarded(soak.clinic, "other_clinic", osaka, ginza, 30 + i, True)
+                    for i in range(4)
+                ),
+                *(
+                    soak.guarded(
+                        soak.technician, ("technician", "technician2", "qa")[i % 3], 40 + i
+                    )
+                    for i in range(5)
+                ),
+                soak.guarded(soak.canceller, 50),
+                *(
+                    soak.guarded(
+                        soak.bench, ("technician", "technician2", "admin")[i % 3], parents, 60 + i
+                    )
+                    for i in range(4)
+                ),
+                soak.guarded(soak.auditor),
+                soak.guarded(soak.auditor),
+            ]
         started = time.monotonic()
         for t in threads:
             t.start()
@@ -293,6 +358,8 @@ def test_concurrent_clinics_technicians_and_auditors(
         took = time.monotonic() - started
         assert not any(t.is_alive() for t in threads), "a soak client did not stop"
     assert soak.errors == [], soak.errors[:3]
+    if TARGET is not None:
+        assert len(soak.out.items) >= TARGET, f"{len(soak.out.items)} requests in {took:.0f} s"
 
     # Every request was answered, no 5xx, every refusal a problem+json with a reason.
     statuses = soak.out.statuses()
@@ -311,6 +378,7 @@ def test_concurrent_clinics_technicians_and_auditors(
     assert set(by_label["allocate"]) <= {200, 409}
     assert set(by_label["step.nanofat"]) <= {201, 409}
     assert set(by_label["order.cancel"]) <= {200, 409}
+    assert set(by_label["patient.register"]) <= {201}
     assert by_label["order.place"][201] > 0 and by_label["allocate"][200] > 0
 
     # The books, straight from the database.
@@ -367,7 +435,8 @@ def test_concurrent_clinics_technicians_and_auditors(
     figures.refusals = refusals
     figures.server_errors = len(soak.out.server_errors())
     figures.notes = (
-        f"{SECONDS:.0f} s of load, 11 clients, {len(lots) + 1} lots, {len(parents)} parents, "
+        f"{took:.0f} s of load, {len(threads)} clients, {len(lots) + 1} lots, "
+        f"{len(parents)} parents, "
         f"{len(orders)} orders, "
         f"{len(soak.allocated)} allocated, {len(soak.cancelled)} cancelled, "
         f"{len(soak.steps)} bookings, {chain.events - events_before} custody events, "

@@ -1,6 +1,7 @@
 """The four journeys the web-pages issue names, in a real browser."""
 
 import re
+from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Page, expect
 from sqlalchemy import Engine
@@ -19,6 +20,7 @@ def test_technician_sees_unit_message_then_records_the_step(
     lab = Lab.start(engine, world)
     lipo = lab.lipoaspirate(collected_hours=6 * 24 - 5)  # harvested five hours ago
     sign_in(page, site, "tanaka")
+    page.goto(f"{site}/bench")
     expect(page.locator("#queue")).to_contain_text("LIPO-INTAKE")
     page.click(f"a[href='/bench/step/LIPO-INTAKE?material={lipo}']")
     expect(page.locator("#input_material_0")).to_have_value(lipo)
@@ -29,8 +31,8 @@ def test_technician_sees_unit_message_then_records_the_step(
     page.select_option("#param_identity_verified", "yes")
     page.select_option("#param_container_intact", "yes")
     page.click("#record")
-    expect(page.locator("#error_transport_temperature")).to_have_text(
-        "expected a temperature, got 6 mL"
+    expect(page.locator("#param_transport_temperature-error")).to_have_text(
+        "Error: Expected a temperature, got 6 mL"
     )
     expect(page.locator("#param_received_volume")).to_have_value("120 mL")  # kept
     page.fill("#param_transport_temperature", "6 degC")
@@ -41,11 +43,11 @@ def test_technician_sees_unit_message_then_records_the_step(
     # A mistyped id is flagged as it is typed, before anything is sent.
     page.goto(f"{site}/bench/scan")
     page.fill("input[name=id]", lipo[:-1] + ("A" if lipo[-1] != "A" else "B"))
-    expect(page.locator("#scan-form span.error")).to_have_text(
+    expect(page.locator("#scan-form span.error").last).to_have_text(
         "check character does not match: re-scan or re-type"
     )
     page.fill("input[name=id]", lipo)
-    expect(page.locator("#scan-form span.error")).to_have_text("")
+    expect(page.locator("#scan-form span.error").last).to_have_text("")
     page.click("#lookup")
     expect(page.locator("#found")).to_contain_text("ACCEPTED")
 
@@ -56,15 +58,16 @@ def test_qa_signs_and_releases_a_lot(page: Page, site: str, engine: Engine, worl
     lab.move(lot, "QC_TESTING")
     lab.pass_qc(lot)
     sign_in(page, site, "sato")
+    page.goto(f"{site}/qa")
     page.click(f"a[href='/qa/lots/{lot}']")
     expect(page.locator("#results")).to_contain_text("PASS")
+    page.check("#meaning-1")
     page.fill("#password", "not my password")
     page.click("#sign-release")
-    expect(page.locator("#errors")).to_contain_text("user name or password is wrong")
+    expect(page.locator("#error-summary")).to_contain_text("User name or password is wrong")
     with read_session(engine) as s:
         assert get_material(s, lot).state == "QC_TESTING"
     page.fill("#password", "correct horse battery staple")
-    page.select_option("#meaning", "released")
     page.click("#sign-release")
     expect(page.locator("#message")).to_contain_text(f"released {lot}")
     with read_session(engine) as s:
@@ -96,14 +99,20 @@ def test_clinic_orders_and_cannot_reach_another_clinic(
     sign_in(page, site, "ginza-desk")
     expect(page.locator("#patients")).to_contain_text(world.patient_coi)
     expect(page.locator("#patients")).not_to_contain_text(world.other_patient_coi)
+    page.click(f"a[href='/portal/orders/new?coi_id={world.patient_coi}']")
+    expect(page.locator("#coi_id")).to_have_value(world.patient_coi)
     page.fill("#dose", "4 mL")
-    page.fill("#planned_use_at", (utcnow() + timedelta(days=5)).isoformat(timespec="minutes"))
+    page.fill("#session_number", "1")
+    page.fill("#sessions_total", "6")
+    # The clinic's own local time (its zone is Asia/Tokyo): no offset to type.
+    local = utcnow().astimezone(ZoneInfo("Asia/Tokyo")) + timedelta(days=5)
+    page.fill("#planned_use_at", local.strftime("%Y-%m-%dT%H:%M"))
     page.fill("#ship_to", "Ginza Hair Clinic, Tokyo")
     page.fill("#prescriber", "Dr. H. Fukuoka")
     page.fill("#consent_ref", "CONSENT-7")
     page.click("#place-order")
-    expect(page.locator("#status")).to_have_text("PLACED")
-    expect(page.locator("#timeline")).to_contain_text("order.placed")
+    expect(page.locator("#status")).to_have_text("Placed")
+    expect(page.locator("#timeline")).to_contain_text("Order placed")
     assert re.search(r"/portal/orders/ORD-\d{6}$", page.url)
     response = page.goto(f"{site}/portal/orders/{theirs}")  # editing the URL
     assert response is not None and response.status == 404
@@ -122,7 +131,7 @@ def test_auditor_sees_the_lineage_picture_and_a_passing_chain(
     expect(page.locator("#lineage")).to_be_visible()
     nodes = page.locator("#lineage g.node")
     assert nodes.count() == 6  # lipoaspirate, SVF, culture, CM batch, lot, dose
-    expect(page.locator(f"#lineage g.node[data-material-id='{dose}']")).to_contain_text("dose")
+    expect(page.locator(f"#lineage g.node[data-material-id='{dose}']")).to_contain_text("Dose")
     expect(page.locator("#custody")).to_contain_text("material.created")
     expect(page.locator("#signatures")).to_have_text("none")  # a fresh dose is unsigned
     page.goto(f"{site}/audit?q={lot}")

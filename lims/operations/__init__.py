@@ -1,0 +1,1 @@
+"""Operating the LIMS: backups that restore and verify."""

@@ -1,0 +1,1 @@
+"""What each role's home counts and lists (reads only)."""
