@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import uvicorn
 from sqlalchemy import Engine
 
@@ -33,6 +34,10 @@ def live_server(engine: Engine) -> Iterator[str]:
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "the test server did not start"
+    # One answer before the test's first request: a fresh server's first answer (its
+    # middleware stack is built then) once took 11 s on a CI machine busy with the rest of
+    # the suite, longer than httpx's default 5 s timeout.
+    httpx.get(f"http://127.0.0.1:{port}/health", timeout=60).raise_for_status()
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -91,7 +91,7 @@ def test_forged_tokens_for_the_system_account_are_refused(engine: Engine, api: A
     signed = jwt.encode(
         _claims(uid, "system", "admin"), get_settings().secret_key, algorithm="HS256"
     )
-    with live_server(engine) as url, httpx.Client(base_url=url) as c:
+    with live_server(engine) as url, httpx.Client(base_url=url, timeout=60) as c:
         for token in (forged, signed):
             r = c.post(
                 "/api/v1/admin/clinics",
@@ -162,7 +162,7 @@ def test_production_server_refuses_to_start_without_a_checkpoint_key(
 def test_production_cookie_hsts_and_no_public_docs(
     engine: Engine, api: Api, production: Settings
 ) -> None:
-    with live_server(engine) as url, httpx.Client(base_url=url) as c:
+    with live_server(engine) as url, httpx.Client(base_url=url, timeout=60) as c:
         for path in ("/docs", "/redoc", "/openapi.json"):
             assert c.get(path).status_code == 404, path
         form = c.get("/login")
@@ -205,7 +205,7 @@ def test_docs_are_public_in_dev_by_default_and_can_be_switched_off(
 
 
 def test_security_headers_on_every_answer(engine: Engine, api: Api) -> None:
-    with live_server(engine) as url, httpx.Client(base_url=url) as c:
+    with live_server(engine) as url, httpx.Client(base_url=url, timeout=60) as c:
         answers = {
             "sign-in page": c.get("/login"),
             "front door": c.get("/", follow_redirects=False),

@@ -57,7 +57,7 @@ def _works(c: httpx.Client, pair: dict[str, str], cookie: str | None = None) -> 
         ).status_code,
     }
     if cookie is not None:
-        fresh = httpx.Client(base_url=str(c.base_url), cookies={"lims_session": cookie})
+        fresh = httpx.Client(base_url=str(c.base_url), cookies={"lims_session": cookie}, timeout=60)
         with fresh:
             out["cookie page"] = fresh.get("/bench", follow_redirects=False).status_code
             out["cookie API"] = fresh.get("/api/v1/lab/materials").status_code
@@ -78,7 +78,7 @@ def _user(engine: Engine, username: str) -> User:
 def test_a_locked_account_loses_tokens_refresh_and_session(engine: Engine, api: Api) -> None:
     """Wrong e-signature passwords lock the account (Part 11); its tokens, refresh token
     and browser session stop at once (the refresh endpoint kept issuing tokens)."""
-    with live_server(engine) as url, httpx.Client(base_url=url) as c:
+    with live_server(engine) as url, httpx.Client(base_url=url, timeout=60) as c:
         pair = tokens(c, "mori")
         cookie = web_sign_in(c, "mori")
         assert _works(c, pair, cookie) == ALIVE
@@ -92,7 +92,7 @@ def test_a_locked_account_loses_tokens_refresh_and_session(engine: Engine, api: 
 
 def test_a_lock_ends_sessions_even_when_set_by_hand(engine: Engine, api: Api) -> None:
     """A lock written straight into the row (no version bump) is still honoured."""
-    with live_server(engine) as url, httpx.Client(base_url=url) as c:
+    with live_server(engine) as url, httpx.Client(base_url=url, timeout=60) as c:
         pair = tokens(c, "tanaka")
         cookie = web_sign_in(c, "tanaka")
         with write_session(engine) as s:
@@ -103,7 +103,7 @@ def test_a_lock_ends_sessions_even_when_set_by_hand(engine: Engine, api: Api) ->
 
 
 def test_a_new_password_ends_every_old_token(engine: Engine, api: Api) -> None:
-    with live_server(engine) as url, httpx.Client(base_url=url) as c:
+    with live_server(engine) as url, httpx.Client(base_url=url, timeout=60) as c:
         pair = tokens(c, "sato")
         assert _works(c, pair) == {"access": 200, "refresh": 200}
         with write_session(engine) as s:
@@ -115,13 +115,13 @@ def test_a_new_password_ends_every_old_token(engine: Engine, api: Api) -> None:
 
 def test_signing_out_ends_the_session_on_the_server(engine: Engine, api: Api) -> None:
     """A copy of the cookie taken before sign-out no longer works after it (it did)."""
-    with live_server(engine) as url, httpx.Client(base_url=url) as c:
+    with live_server(engine) as url, httpx.Client(base_url=url, timeout=60) as c:
         cookie = web_sign_in(c, "tanaka")
         page = c.get("/bench")
         csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
         out = c.post("/logout", data={"csrf": csrf}, follow_redirects=False)
         assert out.status_code == 303 and out.headers["location"] == "/login"
-        with httpx.Client(base_url=url, cookies={"lims_session": cookie}) as copied:
+        with httpx.Client(base_url=url, cookies={"lims_session": cookie}, timeout=60) as copied:
             assert copied.get("/bench", follow_redirects=False).status_code == 303
             assert copied.get("/api/v1/lab/materials").status_code == 401
         # The API's sign-out ends bearer tokens the same way.
@@ -138,7 +138,7 @@ def test_api_keys_stop_while_their_clinic_account_is_locked_or_deactivated(
         "/api/v1/clinic/api-keys", json={"name": "EMR"}, headers=api.as_("clinic")
     )
     key = made.json()["key"]
-    with live_server(engine) as url, httpx.Client(base_url=url) as c:
+    with live_server(engine) as url, httpx.Client(base_url=url, timeout=60) as c:
 
         def listed() -> int:
             return c.get("/api/v1/clinic/patients", headers={"X-API-Key": key}).status_code

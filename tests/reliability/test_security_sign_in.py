@@ -110,7 +110,7 @@ def test_e_signature_failures_are_counted_apart_from_sign_in(engine: Engine, api
 
 def test_the_sign_in_form_needs_its_csrf_token(engine: Engine, api: Api) -> None:
     with live_server(engine) as url:
-        with httpx.Client(base_url=url) as c:
+        with httpx.Client(base_url=url, timeout=60) as c:
             forged = c.post(
                 "/login",
                 data={"username": "tanaka", "password": PASSWORD},
@@ -124,13 +124,13 @@ def test_the_sign_in_form_needs_its_csrf_token(engine: Engine, api: Api) -> None
                 follow_redirects=False,
             )
             assert wrong.status_code == 403 and "lims_session" not in c.cookies
-        with httpx.Client(base_url=url) as c:
+        with httpx.Client(base_url=url, timeout=60) as c:
             assert web_sign_in(c, "tanaka")
 
 
 def test_no_page_shows_text_from_the_query_string(engine: Engine, api: Api) -> None:
     with live_server(engine) as url:
-        with httpx.Client(base_url=url) as c:
+        with httpx.Client(base_url=url, timeout=60) as c:
             page = c.get("/login", params={"errors": EVIL, "message": EVIL, "next": "/bench"})
             assert page.status_code == 200 and EVIL not in page.text
         for who, paths in (
@@ -138,7 +138,7 @@ def test_no_page_shows_text_from_the_query_string(engine: Engine, api: Api) -> N
             ("sato", ["/qa"]),
             ("ginza-desk", ["/portal", "/portal/orders/ORD-000001"]),
         ):
-            with httpx.Client(base_url=url) as c:
+            with httpx.Client(base_url=url, timeout=60) as c:
                 web_sign_in(c, who)
                 for path in paths:
                     r = c.get(path, params={"errors": EVIL, "message": EVIL})
