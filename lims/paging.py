@@ -81,12 +81,15 @@ def page_by_id(
     limit: int,
     offset: int = 0,
     cursor: str | None = None,
+    newest_first: bool = False,
+    id_of: Callable[[Any], int] = lambda row: row.id,
 ) -> Listing[Any]:
     """One page of ``query`` in id order (the API's lists): from ``offset``, or after the
     row a ``cursor`` (an earlier page's ``next_cursor``) names, which costs the same on
     page 400 as on page 1 and does not shift when rows are added. A cursor this module did
     not make is refused (InvalidInput), not read as the first page: an integrator's loop
-    must not silently start over."""
+    must not silently start over. ``newest_first`` walks the ids downwards; ``id_of``
+    reads the id off a row that is not a model (a joined tuple, a ledger event's seq)."""
     limit = max(1, min(limit, MAX_PAGE))
     if cursor is not None:
         mark = decode_cursor(cursor, width=1)
@@ -94,9 +97,10 @@ def page_by_id(
             raise InvalidInput(
                 "not a cursor of this list: pass a next_cursor it answered", field="cursor"
             )
-        query = query.where(id_column > mark[0])
+        query = query.where(id_column < mark[0] if newest_first else id_column > mark[0])
         offset = 0
-    rows = list(session.exec(query.order_by(id_column).offset(offset).limit(limit + 1)).all())
+    order = id_column.desc() if newest_first else id_column
+    rows = list(session.exec(query.order_by(order).offset(offset).limit(limit + 1)).all())
     more = len(rows) > limit
     rows = rows[:limit]
     return Listing(
@@ -104,7 +108,7 @@ def page_by_id(
         limit=limit,
         offset=offset,
         next_offset=offset + limit if more and cursor is None else None,
-        next_cursor=encode_cursor([rows[-1].id]) if more else None,
+        next_cursor=encode_cursor([id_of(rows[-1])]) if more else None,
     )
 
 

@@ -20,7 +20,17 @@ from api.routers.audit_models import (
     CustodyEventOut,
     InclusionProofOut,
 )
-from api.schemas import QuantityOut, UtcTime, file_response, q_out
+from api.schemas import (
+    Cursor,
+    Limit,
+    Offset,
+    Page,
+    QuantityOut,
+    UtcTime,
+    file_response,
+    page,
+    q_out,
+)
 from api.security import AuditUser, EngineDep
 from lims.custody.checkpoint import (
     checkpoint_document,
@@ -31,12 +41,12 @@ from lims.custody.checkpoint import (
     latest_checkpoint,
 )
 from lims.custody.keys import checkpoint_key, key_id, public_pem
-from lims.custody.ledger import as_dict, export_jsonl, history, verify_chain
+from lims.custody.ledger import as_dict, export_jsonl, verify_chain
+from lims.custody.queries import custody_page, signatures_page
 from lims.db import read_session
 from lims.documents.reports import Document, certificate_of_analysis, custody_report
 from lims.errors import NotFound
 from lims.materials.service import ancestors, descendants, get_material
-from lims.signatures.service import signatures_for
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -82,15 +92,22 @@ def lineage(engine: EngineDep, user: AuditUser, material_id: str) -> LineageOut:
         )
 
 
-@router.get("/materials/{material_id}/custody", response_model=list[CustodyEventOut])
-def custody(engine: EngineDep, user: AuditUser, material_id: str) -> list[CustodyEventOut]:
-    """Every custody event naming the material, oldest first."""
+@router.get("/materials/{material_id}/custody", response_model=Page[CustodyEventOut])
+def custody(
+    engine: EngineDep,
+    user: AuditUser,
+    material_id: str,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
+) -> dict[str, object]:
+    """The custody events naming the material, oldest first (by seq), a page at a time."""
     with read_session(engine) as session:
         m = get_material(session, material_id)
-        return [
-            CustodyEventOut.model_validate(as_dict(e))
-            for e in history(session, material_id=m.material_id)
-        ]
+        listing = custody_page(
+            session, material_id=m.material_id, limit=limit, offset=offset, cursor=cursor
+        )
+        return page(listing, lambda e: CustodyEventOut.model_validate(as_dict(e)))
 
 
 class SignatureCheckOut(BaseModel):
@@ -104,17 +121,25 @@ class SignatureCheckOut(BaseModel):
     detail: str
 
 
-@router.get("/materials/{material_id}/signatures", response_model=list[SignatureCheckOut])
-def signatures(engine: EngineDep, user: AuditUser, material_id: str) -> list[SignatureCheckOut]:
-    """Signatures on the material and its batch record, each verified now."""
+@router.get("/materials/{material_id}/signatures", response_model=Page[SignatureCheckOut])
+def signatures(
+    engine: EngineDep,
+    user: AuditUser,
+    material_id: str,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
+) -> dict[str, object]:
+    """Signatures on the material and its batch record, oldest first, each verified now,
+    a page at a time."""
     with read_session(engine) as session:
         m = get_material(session, material_id)
-        checks = [
-            *signatures_for(session, record_type="material", record_id=m.material_id),
-            *signatures_for(session, record_type="batch_record", record_id=m.material_id),
-        ]
-        return [
-            SignatureCheckOut(
+        listing = signatures_page(
+            session, material_id=m.material_id, limit=limit, offset=offset, cursor=cursor
+        )
+        return page(
+            listing,
+            lambda c: SignatureCheckOut(
                 printed_name=c.signature.printed_name,
                 role=c.signature.role,
                 meaning=c.signature.meaning,
@@ -123,9 +148,8 @@ def signatures(engine: EngineDep, user: AuditUser, material_id: str) -> list[Sig
                 record_sha256=c.signature.record_sha256,
                 valid=c.valid,
                 detail=c.detail,
-            )
-            for c in checks
-        ]
+            ),
+        )
 
 
 class VerifyOut(BaseModel):

@@ -256,16 +256,24 @@ def new_api_key(engine: EngineDep, user: ClinicUser, body: ApiKeyIn) -> ApiKeyOu
         )
 
 
-@router.get("/api-keys", response_model=list[ApiKeyOut])
-def list_api_keys(engine: EngineDep, user: ClinicUser) -> list[ApiKeyOut]:
-    """The clinic's API keys (prefix, name, created, revoked); never the secret."""
+@router.get("/api-keys", response_model=Page[ApiKeyOut])
+def list_api_keys(
+    engine: EngineDep,
+    user: ClinicUser,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
+) -> dict[str, object]:
+    """The clinic's API keys, revoked ones too, oldest first (prefix, name, created,
+    revoked); never the secret."""
     with read_session(engine) as session:
-        return [
-            ApiKeyOut(
+        listing = api_keys_of(session, actor=user, limit=limit, offset=offset, cursor=cursor)
+        return page(
+            listing,
+            lambda k: ApiKeyOut(
                 prefix=k.prefix, name=k.name, created_at=k.created_at, revoked_at=k.revoked_at
-            )
-            for k in api_keys_of(session, actor=user)
-        ]
+            ),
+        )
 
 
 @router.delete("/api-keys/{prefix}", status_code=204)

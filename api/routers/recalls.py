@@ -16,7 +16,7 @@ from api import idempotency
 from api.downloads import content_disposition
 from api.enums import MaterialKindName, MaterialStateName
 from api.idempotency import IdempotencyKey
-from api.schemas import file_response
+from api.schemas import Cursor, Limit, Offset, Page, file_response, page
 from api.security import ClinicUser, EngineDep, QaUser
 from lims.db import read_session
 from lims.identity.codes import format_material_id
@@ -152,14 +152,21 @@ def open_recall(
     )
 
 
-@qa_router.get("", response_model=list[RecallOut])
-def list_recalls(engine: EngineDep, user: QaUser, status: Status = None) -> list[RecallOut]:
-    """Lot recalls, newest first, optionally open or closed."""
+@qa_router.get("", response_model=Page[RecallOut])
+def list_recalls(
+    engine: EngineDep,
+    user: QaUser,
+    status: Status = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
+) -> dict[str, object]:
+    """Lot recalls, newest first, optionally open or closed, a page at a time."""
     with read_session(engine) as session:
-        return [
-            recall_out(session, r)
-            for r in queries.recalls_listed(session, actor=user, status=status)
-        ]
+        listing = queries.recalls_listed(
+            session, actor=user, status=status, limit=limit, offset=offset, cursor=cursor
+        )
+        return page(listing, lambda r: recall_out(session, r))
 
 
 @qa_router.get("/{number}", response_model=RecallOut)
@@ -235,16 +242,22 @@ def close_recall(
     )
 
 
-@clinic_router.get("", response_model=list[RecallOut])
+@clinic_router.get("", response_model=Page[RecallOut])
 def list_clinic_recalls(
-    engine: EngineDep, user: ClinicUser, status: Status = None
-) -> list[RecallOut]:
-    """The recalls that reached this clinic (its own items and notices only)."""
+    engine: EngineDep,
+    user: ClinicUser,
+    status: Status = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
+) -> dict[str, object]:
+    """The recalls that reached this clinic (its own items and notices only), newest
+    first, a page at a time."""
     with read_session(engine) as session:
-        return [
-            recall_out(session, r, clinic_id=user.clinic_id)
-            for r in queries.recalls_listed(session, actor=user, status=status)
-        ]
+        listing = queries.recalls_listed(
+            session, actor=user, status=status, limit=limit, offset=offset, cursor=cursor
+        )
+        return page(listing, lambda r: recall_out(session, r, clinic_id=user.clinic_id))
 
 
 @clinic_router.get("/{number}", response_model=RecallOut)

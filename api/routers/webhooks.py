@@ -4,17 +4,24 @@ Another clinic's endpoints and deliveries are answered with 404."""
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api import idempotency
 from api.idempotency import IdempotencyKey
+from api.schemas import Cursor, Limit, Offset, Page, page
 from api.security import ClinicUser, EngineDep
 from lims.db import read_session, write_session
 from lims.notifications import service
-from lims.notifications.models import ClinicContact, WebhookEndpoint
+from lims.notifications.models import (
+    ClinicContact,
+    DeliveryAttempt,
+    Notification,
+    NotificationDelivery,
+    WebhookEndpoint,
+)
 from lims.parties.models import User
 from lims.schemas import Strict
 from lims.settings import get_notification_settings
@@ -113,9 +120,14 @@ def register(engine: EngineDep, user: ClinicUser, body: EndpointIn) -> EndpointO
         return _out(endpoint, secret=True)
 
 
-@router.get("/webhooks", response_model=list[EndpointOut])
+@router.get(
+    "/webhooks",
+    response_model=list[EndpointOut],
+    description="The clinic's webhook endpoints, their events and whether enabled. A clinic "
+    f"has at most {service.MAX_ENDPOINTS}, so this list is whole, not paged.",
+)
 def list_endpoints(engine: EngineDep, user: ClinicUser) -> list[EndpointOut]:
-    """The clinic's webhook endpoints, their events and whether enabled."""
+    """The clinic's webhook endpoints (all of them: there are few)."""
     with read_session(engine) as session:
         return [_out(e) for e in service.endpoints_of(session, actor=user)]
 
@@ -158,39 +170,38 @@ def ping(engine: EngineDep, user: ClinicUser, endpoint_id: RowId) -> dict[str, s
         return {"message_id": service.ping(session, actor=user, endpoint_id=endpoint_id).message_id}
 
 
-@router.get("/webhooks/{endpoint_id}/deliveries", response_model=list[DeliveryOut])
+@router.get("/webhooks/{endpoint_id}/deliveries", response_model=Page[DeliveryOut])
 def deliveries(
     engine: EngineDep,
     user: ClinicUser,
     endpoint_id: RowId,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> list[DeliveryOut]:
-    """The endpoint's latest deliveries, newest first, each with every attempt."""
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
+) -> dict[str, object]:
+    """The endpoint's deliveries, newest first, each with every attempt, a page at a time."""
     with read_session(engine) as session:
-        return _deliveries(session, user, endpoint_id, limit)
-
-
-def _deliveries(
-    session: Session, user: ClinicUser, endpoint_id: RowId, limit: int
-) -> list[DeliveryOut]:
-    out = []
-    for d, note, attempts in service.deliveries_of(
-        session, actor=user, endpoint_id=endpoint_id, limit=limit
-    ):
-        assert d.id is not None
-        out.append(
-            DeliveryOut(
-                id=d.id,
-                message_id=note.message_id,
-                event_type=note.event_type,
-                subject=note.subject,
-                status=d.status,
-                attempts=[AttemptOut.model_validate(a, from_attributes=True) for a in attempts],
-                next_attempt_at=d.next_attempt_at,
-                delivered_at=d.delivered_at,
-            )
+        listing = service.deliveries_of(
+            session, actor=user, endpoint_id=endpoint_id, limit=limit, offset=offset, cursor=cursor
         )
-    return out
+        return page(listing, _delivery)
+
+
+def _delivery(
+    row: tuple[NotificationDelivery, Notification, list[DeliveryAttempt]],
+) -> DeliveryOut:
+    d, note, attempts = row
+    assert d.id is not None
+    return DeliveryOut(
+        id=d.id,
+        message_id=note.message_id,
+        event_type=note.event_type,
+        subject=note.subject,
+        status=d.status,
+        attempts=[AttemptOut.model_validate(a, from_attributes=True) for a in attempts],
+        next_attempt_at=d.next_attempt_at,
+        delivered_at=d.delivered_at,
+    )
 
 
 @router.post("/deliveries/{delivery_id}/redelivery", status_code=202)
@@ -226,8 +237,18 @@ def add_contact(
     )
 
 
-@router.get("/contacts", response_model=list[ContactOut])
-def contacts(engine: EngineDep, user: ClinicUser) -> list[ContactOut]:
-    """The clinic's e-mail contacts and the languages they are written to in."""
+@router.get("/contacts", response_model=Page[ContactOut])
+def contacts(
+    engine: EngineDep,
+    user: ClinicUser,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
+) -> dict[str, object]:
+    """The clinic's e-mail contacts and the languages they are written to in, oldest first,
+    a page at a time."""
     with read_session(engine) as session:
-        return [_contact(c) for c in service.contacts_of(session, actor=user)]
+        listing = service.contacts_listed(
+            session, actor=user, limit=limit, offset=offset, cursor=cursor
+        )
+        return page(listing, _contact)

@@ -14,6 +14,7 @@ from api.security import EngineDep
 from api.web import i18n
 from api.web.i18n import N_
 from api.web.i18n import gettext as _
+from api.web.paging import PAGE_ROWS, id_pager, web_cursor
 from api.web.render import page, redirect_with
 from api.web.session import WebUser, check_csrf, require_role
 from lims.db import read_session, write_session
@@ -45,14 +46,18 @@ def waiting_recalls(engine: Engine, user: User) -> list[Recall]:
 
 
 @router.get("/portal/recalls", response_class=HTMLResponse)
-def recalls(request: Request, engine: EngineDep, user: WebUser) -> Response:
+def recalls(request: Request, engine: EngineDep, user: WebUser, cursor: str = "") -> Response:
     require_role(user, Role.CLINIC)
     with read_session(engine) as session:
+        listing = queries.recalls_listed(
+            session, actor=user, limit=PAGE_ROWS, cursor=web_cursor(cursor)
+        )
         rows = []
-        for r in queries.recalls_listed(session, actor=user):
+        for r in listing:
             (notice,) = queries.clinic_notices(session, recall=r, clinic_id=user.clinic_id)
             rows.append((r, session.get(Material, r.lot_id), notice))
-    return page(request, "portal_recalls.html", user=user, rows=rows)
+    pages = id_pager("/portal/recalls", {}, listing, cursor)
+    return page(request, "portal_recalls.html", user=user, rows=rows, pages=pages)
 
 
 @router.get("/portal/recalls/{number}", response_class=HTMLResponse)

@@ -15,6 +15,7 @@ from api.web import i18n
 from api.web.forms import Problems
 from api.web.i18n import N_
 from api.web.i18n import gettext as _
+from api.web.paging import PAGE_ROWS, id_pager, web_cursor
 from api.web.render import page, redirect_with
 from api.web.session import WebUser, check_csrf, require_role
 from lims.db import read_session, write_session
@@ -110,24 +111,30 @@ def _endpoint(
     endpoint_id: int,
     *,
     new_secret: str | None = None,
+    cursor: str = "",
 ) -> Response:
     with read_session(engine) as session:
         endpoint = service.endpoint_for(session, actor=user, endpoint_id=endpoint_id)
-        log = service.deliveries_of(session, actor=user, endpoint_id=endpoint_id)
+        log = service.deliveries_of(
+            session, actor=user, endpoint_id=endpoint_id, limit=PAGE_ROWS, cursor=web_cursor(cursor)
+        )
     return page(
         request,
         "portal_webhook.html",
         user=user,
         endpoint=endpoint,
         log=log,
+        pages=id_pager(f"/portal/webhooks/{endpoint_id}", {}, log, cursor),
         new_secret=new_secret,
     )
 
 
 @router.get("/portal/webhooks/{endpoint_id}", response_class=HTMLResponse)
-def endpoint_page(request: Request, engine: EngineDep, user: WebUser, endpoint_id: int) -> Response:
+def endpoint_page(
+    request: Request, engine: EngineDep, user: WebUser, endpoint_id: int, cursor: str = ""
+) -> Response:
     require_role(user, Role.CLINIC)
-    return _endpoint(request, engine, user, endpoint_id)
+    return _endpoint(request, engine, user, endpoint_id, cursor=cursor)
 
 
 @router.post("/portal/webhooks/{endpoint_id}/rotation", response_class=HTMLResponse)
@@ -224,24 +231,28 @@ def _contacts(
     problems: Problems | None = None,
     form: dict[str, str] | None = None,
     status_code: int = 200,
+    cursor: str = "",
 ) -> Response:
     with read_session(engine) as session:
-        contacts = service.contacts_of(session, actor=user)
+        contacts = service.contacts_listed(
+            session, actor=user, limit=PAGE_ROWS, cursor=web_cursor(cursor)
+        )
     return page(
         request,
         "portal_contacts.html",
         status_code=status_code,
         user=user,
         contacts=contacts,
+        pages=id_pager("/portal/contacts", {}, contacts, cursor),
         problems=problems or Problems(),
         form=form or {},
     )
 
 
 @router.get("/portal/contacts", response_class=HTMLResponse)
-def contacts(request: Request, engine: EngineDep, user: WebUser) -> Response:
+def contacts(request: Request, engine: EngineDep, user: WebUser, cursor: str = "") -> Response:
     require_role(user, Role.CLINIC)
-    return _contacts(request, engine, user)
+    return _contacts(request, engine, user, cursor=cursor)
 
 
 @router.post("/portal/contacts", response_class=HTMLResponse)

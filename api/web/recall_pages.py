@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.security import EngineDep
 from api.web.forms import Problems
+from api.web.paging import PAGE_ROWS, id_pager, web_cursor
 from api.web.render import page, redirect_with
 from api.web.session import WebUser, check_csrf, require_role
 from lims.db import read_session, write_session
@@ -26,16 +27,21 @@ SIGN_MEANING = "approved"
 
 
 @router.get("/qa/recalls", response_class=HTMLResponse)
-def recalls(request: Request, engine: EngineDep, user: WebUser, status: str = "") -> Response:
+def recalls(
+    request: Request, engine: EngineDep, user: WebUser, status: str = "", cursor: str = ""
+) -> Response:
     require_role(user, Role.QA, Role.ADMIN)
+    status = status if status in ("OPEN", "CLOSED") else ""
     with read_session(engine) as session:
+        listing = queries.recalls_listed(
+            session, actor=user, status=status or None, limit=PAGE_ROWS, cursor=web_cursor(cursor)
+        )
         rows = [
             (r, session.get(Material, r.lot_id), queries.unacknowledged(session, recall=r))
-            for r in queries.recalls_listed(
-                session, actor=user, status=status if status in ("OPEN", "CLOSED") else None
-            )
+            for r in listing
         ]
-    return page(request, "qa_recalls.html", user=user, rows=rows, status=status)
+    pages = id_pager("/qa/recalls", {"status": status}, listing, cursor)
+    return page(request, "qa_recalls.html", user=user, rows=rows, status=status, pages=pages)
 
 
 def _new(

@@ -14,6 +14,7 @@ from lims.auth.models import ApiKey
 from lims.custody import ledger
 from lims.db import record_even_if_refused, utcnow
 from lims.errors import InvalidInput, NotFound, RuleViolation
+from lims.paging import MAX_PAGE, Listing, page_by_id
 from lims.parties.models import SYSTEM_USERNAME, Clinic, Role, User
 from lims.signatures.passwords import AccountLocked, AuthenticationFailed, password_matches
 
@@ -193,9 +194,16 @@ def revoke_api_key(session: Session, *, actor: User, prefix: str) -> ApiKey:
     return key
 
 
-def api_keys_of(session: Session, *, actor: User) -> list[ApiKey]:
-    return list(
-        session.exec(
-            select(ApiKey).where(col(ApiKey.clinic_id) == actor.clinic_id).order_by(col(ApiKey.id))
-        ).all()
+def api_keys_of(
+    session: Session,
+    *,
+    actor: User,
+    limit: int = MAX_PAGE,
+    offset: int = 0,
+    cursor: str | None = None,
+) -> Listing[ApiKey]:
+    """A page of the actor's clinic's API keys, revoked ones too, oldest first."""
+    query = select(ApiKey).where(col(ApiKey.clinic_id) == actor.clinic_id)
+    return page_by_id(
+        query, session, id_column=col(ApiKey.id), limit=limit, offset=offset, cursor=cursor
     )

@@ -27,6 +27,7 @@ from lims.notifications.models import (
 )
 from lims.notifications.outbox import notify
 from lims.notifications.targets import check_target
+from lims.paging import MAX_PAGE, Listing, page_by_id
 from lims.parties.models import Role, User
 from lims.parties.queries import clinic_scope
 from lims.settings import NotificationSettings
@@ -208,26 +209,55 @@ def redeliver(session: Session, *, actor: User, delivery_id: int) -> Notificatio
 
 
 def deliveries_of(
-    session: Session, *, actor: User, endpoint_id: int, limit: int = 50
-) -> list[tuple[NotificationDelivery, Notification, list[DeliveryAttempt]]]:
-    """An endpoint's latest deliveries, newest first, each with its attempts (the log)."""
+    session: Session,
+    *,
+    actor: User,
+    endpoint_id: int,
+    limit: int = 50,
+    offset: int = 0,
+    cursor: str | None = None,
+) -> Listing[tuple[NotificationDelivery, Notification, list[DeliveryAttempt]]]:
+    """A page of an endpoint's deliveries, newest first, each with its attempts (the log)."""
     endpoint = endpoint_for(session, actor=actor, endpoint_id=endpoint_id)
-    rows = session.exec(
+    rows = page_by_id(
         select(NotificationDelivery, Notification)
         .join(Notification, col(Notification.id) == col(NotificationDelivery.notification_id))
-        .where(col(NotificationDelivery.endpoint_id) == endpoint.id)
-        .order_by(col(NotificationDelivery.id).desc())
-        .limit(limit)
-    ).all()
-    out = []
-    for delivery, note in rows:
-        attempts = session.exec(
-            select(DeliveryAttempt)
-            .where(col(DeliveryAttempt.delivery_id) == delivery.id)
-            .order_by(col(DeliveryAttempt.id))
-        ).all()
-        out.append((delivery, note, list(attempts)))
-    return out
+        .where(col(NotificationDelivery.endpoint_id) == endpoint.id),
+        session,
+        id_column=col(NotificationDelivery.id),
+        limit=limit,
+        offset=offset,
+        cursor=cursor,
+        newest_first=True,
+        id_of=lambda row: row[0].id,
+    )
+    # Every attempt of the page's deliveries in one query, not one per delivery.
+    attempts: dict[int, list[DeliveryAttempt]] = {d.id: [] for d, _ in rows if d.id is not None}
+    for attempt in session.exec(
+        select(DeliveryAttempt)
+        .where(col(DeliveryAttempt.delivery_id).in_(list(attempts)))
+        .order_by(col(DeliveryAttempt.id))
+    ).all():
+        attempts[attempt.delivery_id].append(attempt)
+    return rows.shown_as((d, note, attempts.get(d.id or 0, [])) for d, note in rows)
+
+
+def contacts_listed(
+    session: Session,
+    *,
+    actor: User,
+    limit: int = MAX_PAGE,
+    offset: int = 0,
+    cursor: str | None = None,
+) -> Listing[ClinicContact]:
+    """A page of the clinic's active e-mail contacts, oldest first."""
+    clinic_id = _own_clinic(actor)
+    query = select(ClinicContact).where(
+        col(ClinicContact.clinic_id) == clinic_id, col(ClinicContact.active)
+    )
+    return page_by_id(
+        query, session, id_column=col(ClinicContact.id), limit=limit, offset=offset, cursor=cursor
+    )
 
 
 def add_contact(
@@ -259,14 +289,3 @@ def add_contact(
         new={"email": address, "language": language, "events": contact.events},
     )
     return contact
-
-
-def contacts_of(session: Session, *, actor: User) -> list[ClinicContact]:
-    clinic_id = _own_clinic(actor)
-    return list(
-        session.exec(
-            select(ClinicContact)
-            .where(col(ClinicContact.clinic_id) == clinic_id, col(ClinicContact.active))
-            .order_by(col(ClinicContact.id))
-        ).all()
-    )

@@ -13,6 +13,7 @@ from lims.errors import NotFound
 from lims.materials.models import Material
 from lims.notifications.models import NotificationDelivery
 from lims.orders.models import DoseOrder
+from lims.paging import MAX_PAGE, Listing, page_by_id
 from lims.parties.models import Clinic, Patient, Role, User
 from lims.recalls.models import Recall, RecallClinic, RecallItem, RecallStatus
 
@@ -32,8 +33,16 @@ def get_recall(session: Session, *, number: str, actor: User, lock: bool = False
     return recall
 
 
-def recalls_listed(session: Session, *, actor: User, status: str | None = None) -> list[Recall]:
-    """Recalls newest first; a clinic's list holds only those that reached it."""
+def recalls_listed(
+    session: Session,
+    *,
+    actor: User,
+    status: str | None = None,
+    limit: int = MAX_PAGE,
+    offset: int = 0,
+    cursor: str | None = None,
+) -> Listing[Recall]:
+    """A page of recalls, newest first; a clinic's list holds only those that reached it."""
     query = select(Recall)
     if Role(actor.role) == Role.CLINIC:
         query = query.join(RecallClinic, col(RecallClinic.recall_id) == col(Recall.id)).where(
@@ -41,7 +50,15 @@ def recalls_listed(session: Session, *, actor: User, status: str | None = None) 
         )
     if status:
         query = query.where(col(Recall.status) == status)
-    return list(session.exec(query.order_by(col(Recall.id).desc())).all())
+    return page_by_id(
+        query,
+        session,
+        id_column=col(Recall.id),
+        limit=limit,
+        offset=offset,
+        cursor=cursor,
+        newest_first=True,
+    )
 
 
 def open_recall_of_lot(session: Session, *, lot: Material) -> Recall | None:

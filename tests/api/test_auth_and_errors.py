@@ -154,7 +154,10 @@ def test_api_keys_are_scoped_hashed_and_revocable(api: Api, engine: Engine) -> N
     listed = c.get("/api/v1/clinic/patients", headers={"X-API-Key": key})
     assert listed.status_code == 200 and len(listed.json()["items"]) == 2  # GINZA's two
     assert c.get("/api/v1/lab/materials", headers={"X-API-Key": key}).status_code == 403
-    assert c.get("/api/v1/clinic/api-keys", headers=api.as_("clinic")).json()[0]["key"] is None
+    assert (
+        c.get("/api/v1/clinic/api-keys", headers=api.as_("clinic")).json()["items"][0]["key"]
+        is None
+    )
     prefix = made.json()["prefix"]
     assert (
         c.delete(f"/api/v1/clinic/api-keys/{prefix}", headers=api.as_("other_clinic")).status_code

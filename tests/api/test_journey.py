@@ -153,10 +153,14 @@ def test_order_to_receipt_over_http(api: Api, engine: Engine, world: World) -> N
     audit = api.as_("auditor")
     lineage = api.client.get(f"/api/v1/audit/materials/{dose}/lineage", headers=audit).json()
     assert [n["kind"] for n in lineage["ancestors"]][:2] == ["aape_lot", "cm_batch"]
-    trail = api.client.get(f"/api/v1/audit/materials/{dose}/custody", headers=audit).json()
+    trail = api.client.get(
+        f"/api/v1/audit/materials/{dose}/custody?limit=200", headers=audit
+    ).json()["items"]
     assert trail[-1]["action"] in ("material.state_changed", "order.status_changed")
     assert any(e["to"] == "clinic:GINZA" for e in trail)
-    sigs = api.client.get(f"/api/v1/audit/materials/{dose}/signatures", headers=audit).json()
+    sigs = api.client.get(f"/api/v1/audit/materials/{dose}/signatures", headers=audit).json()[
+        "items"
+    ]
     assert {s["meaning"] for s in sigs} == {"performed", "verified"}
     assert all(s["valid"] for s in sigs)
     label = api.client.post(

@@ -43,7 +43,7 @@ def test_recall_over_the_api(engine: Engine, world: World, api: Api) -> None:
     )
     assert not_released.status_code == 409
     assert not_released.json()["type"] == "/problems/recall_lot_not_released"
-    assert c.get("/api/v1/qa/recalls", headers=api.as_("qa")).json() == []  # nothing written
+    assert c.get("/api/v1/qa/recalls", headers=api.as_("qa")).json()["items"] == []  # none written
 
     opened = c.post(
         "/api/v1/qa/recalls", json={**body, "password": PASSWORD}, headers=api.as_("qa")
@@ -56,7 +56,7 @@ def test_recall_over_the_api(engine: Engine, world: World, api: Api) -> None:
     assert again.status_code == 409 and again.json()["type"] == "/problems/recall_already_open"
 
     # Each clinic sees its own items only.
-    ginza = c.get("/api/v1/clinic/recalls", headers=api.as_("clinic")).json()
+    ginza = c.get("/api/v1/clinic/recalls", headers=api.as_("clinic")).json()["items"]
     assert [x["number"] for x in ginza] == [number]
     doses = [i["material_id"].replace(" ", "") for i in ginza[0]["items"]]
     assert doses == [r.ginza_dose]
@@ -99,5 +99,5 @@ def test_recall_over_the_api(engine: Engine, world: World, api: Api) -> None:
     assert c.post(close, json={"password": PASSWORD}, headers=api.as_("qa")).json()["type"] == (
         "/problems/recall_closed"
     )
-    listed = c.get("/api/v1/qa/recalls?status=CLOSED", headers=api.as_("qa")).json()
+    listed = c.get("/api/v1/qa/recalls?status=CLOSED", headers=api.as_("qa")).json()["items"]
     assert [x["number"] for x in listed] == [number]
