@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest demo db-upgrade bench clean scale-demo deploy flow-overhead browser compose web-tools client-tools
+.PHONY: run test lint typecheck pytest demo db-upgrade bench clean scale-demo deploy flow-overhead browser compose web-tools client-tools examples
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -91,6 +91,14 @@ pytest: $(STAMP) browser compose web-tools client-tools
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The OpenAPI document's examples are real exchanges recorded from the API tests on SQLite
+# (tests/examples_recorder.py); tests/api/test_examples.py checks them against the schemas.
+examples: $(STAMP)
+	LIMS_RECORD_EXAMPLES=api/openapi_examples.json $(BIN)/pytest -p no:cacheprovider -k "not postgresql" \
+		--ignore=tests/api/test_examples.py tests/api tests/flows/test_api_start.py \
+		tests/reliability/test_input_documents.py tests/reliability/test_input_records.py \
+		tests/custody/test_checkpoint_api.py
 
 # Benchmarks print figures and ratios against a baseline measured in the same run
 # (not part of `make test`; see docs/performance.md). About 25 minutes on 2 cores.

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from api import examples
 from api.enums import components, refer
 
 # (method, path) -> operationId.
@@ -176,6 +177,19 @@ def _statuses_per_operation(spec: dict[str, Any]) -> None:
                 responses["429"].setdefault("headers", {})["Retry-After"] = RETRY_AFTER
 
 
+def _readiness_when_not_ready(spec: dict[str, Any]) -> None:
+    # /ready's 503 is the readiness document naming the failed check, not a Problem: a
+    # monitor reads the same body whatever the status.
+    ready = spec.get("paths", {}).get("/ready", {}).get("get")
+    if ready is not None:
+        ready.setdefault("responses", {})["503"] = {
+            "description": "not ready: the checks say which part is not fine",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ReadinessOut"}}
+            },
+        }
+
+
 def install(app: FastAPI) -> None:
     """Serve the OpenAPI document with problem+json error bodies typed as Problem."""
 
@@ -184,6 +198,8 @@ def install(app: FastAPI) -> None:
             spec = refer(FastAPI.openapi(app))
             _statuses_per_operation(spec)
             _problems_as_problem_json(spec)
+            _readiness_when_not_ready(spec)
+            examples.attach(spec)
             spec.setdefault("components", {}).setdefault("schemas", {}).update(components())
             app.openapi_schema = spec
         return app.openapi_schema or {}

@@ -30,9 +30,19 @@ from lims.db import make_engine, utcnow, write_session
 from lims.demo import Facility
 from lims.models import metadata
 from lims.sops.service import sync_catalog
+from tests import examples_recorder
 
 APPEND_ONLY = ("custody_event", "custody_material", "custody_checkpoint", "custody_timestamp")
 SLOW_ENV = "LIMS_TEST_SLOW"
+
+
+# Only under LIMS_RECORD_EXAMPLES (make examples); here, before any test module or
+# sub-directory conftest imports create_app.
+examples_recorder.install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    examples_recorder.write()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

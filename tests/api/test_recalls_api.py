@@ -61,6 +61,11 @@ def test_recall_over_the_api(engine: Engine, world: World, api: Api) -> None:
     doses = [i["material_id"].replace(" ", "") for i in ginza[0]["items"]]
     assert doses == [r.ginza_dose]
     assert [n["clinic"] for n in ginza[0]["clinics"]] == ["GINZA"]
+    one = c.get(f"/api/v1/clinic/recalls/{number}", headers=api.as_("clinic"))
+    assert one.status_code == 200 and one.json() == ginza[0]
+    qa_view = c.get(f"/api/v1/qa/recalls/{number}", headers=api.as_("qa"))
+    assert qa_view.status_code == 200 and qa_view.json()["number"] == number
+    assert {n["clinic"] for n in qa_view.json()["clinics"]} >= {"GINZA"}
 
     # A clinic the recall did not reach: 404, for reading and for acknowledging.
     with write_session(engine) as s:

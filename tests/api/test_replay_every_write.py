@@ -132,7 +132,7 @@ def test_every_keyed_write_retried_with_its_key_is_answered_once(
     )
     twice("technician", "/lab/receipts", {"material_id": harvest["material_id"]})
     fat = lab.accepted_lipoaspirate("30 mL")
-    twice(
+    step = twice(
         "technician",
         "/lab/steps",
         {
@@ -146,6 +146,10 @@ def test_every_keyed_write_retried_with_its_key_is_answered_once(
             },
         },
     )
+    read_back = api.client.get(f"/api/v1/lab/steps/{step['id']}", headers=api.as_("auditor"))
+    assert read_back.status_code == 403  # the lab's record: not an auditor's API
+    read_back = api.client.get(f"/api/v1/lab/steps/{step['id']}", headers=api.as_("technician"))
+    assert read_back.status_code == 200 and read_back.json() == step
     deviation = twice(
         "technician", "/lab/deviations", {"material_id": fat, "description": "label smudged"}
     )
