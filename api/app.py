@@ -1,6 +1,11 @@
 """The FastAPI app: /api/v1 routers per audience, problem+json errors, security headers,
 OpenAPI at /docs (unless LIMS_PUBLIC_API_DOCS is off, the default in production)."""
 
+import ctypes
+import os
+import signal
+import sys
+
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
@@ -48,6 +53,19 @@ LIMS for adipose-derived stem-cell hair-restoration products.
   and body returns the first response, a different body is refused (409).
 * **Quantities** are a number with a unit: `"3.5 mL"` or `{"value": "3.5", "unit": "mL"}`.
 """
+
+
+def create_worker_app() -> FastAPI:
+    """The app in one of ``lims serve --workers N``'s processes. On Linux the process is
+    ended when the supervisor that spawned it dies (PR_SET_PDEATHSIG): a supervisor killed
+    with SIGKILL must not leave workers answering on its port."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() == 1:  # the supervisor died before the call: end now
+            os.kill(os.getpid(), signal.SIGTERM)
+    return create_app()
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:

@@ -169,12 +169,24 @@ def lab_registry(engine: Engine) -> CollectorRegistry:
     return registry
 
 
+def _process_registry() -> CollectorRegistry:
+    """This process's request metrics, or every worker's summed when ``lims serve`` runs
+    several (it sets PROMETHEUS_MULTIPROC_DIR, where each worker writes its own)."""
+    from prometheus_client import REGISTRY, multiprocess
+
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
 @router.get("/metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
     refused = _allowed(request)
     if refused is not None:
         return refused
-    from prometheus_client import REGISTRY
-
-    body = generate_latest(REGISTRY) + generate_latest(lab_registry(request.app.state.engine))
+    body = generate_latest(_process_registry()) + generate_latest(
+        lab_registry(request.app.state.engine)
+    )
     return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.tree import Tree
 from sqlalchemy import Engine
 
+from cli.serve import serve
 from cli.users import app as users_app
 from lims.db import make_engine, read_session, write_session
 from lims.identity.codes import format_material_id
@@ -370,31 +371,7 @@ def custody_dossier(
     )
 
 
-@app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the web pages (bench, QA, clinic portal, audit), the HTTP API under /api/v1
-    (OpenAPI at /docs), /health, /ready and /metrics; refuses to start on unsafe settings
-    (production without a real secret, a checkpoint key or PostgreSQL)."""
-    import uvicorn
-
-    from lims.settings import get_checkpoint_settings, get_settings
-
-    try:
-        get_settings()
-        get_checkpoint_settings()
-    except ValueError as exc:  # pydantic's ValidationError names every refused setting
-        console.print(f"[red]refused to serve:[/red] {exc}")
-        raise typer.Exit(1) from None
-
-    from api.app import KEEP_ALIVE_SECONDS
-
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )
+app.command()(serve)
 
 
 if __name__ == "__main__":

@@ -63,8 +63,10 @@ def migrate_command() -> list[str]:
     return ["lims", "db", "upgrade"]
 
 
-def api_command(host: str = "0.0.0.0", port: int = API_PORT) -> list[str]:
-    return ["lims", "serve", "--host", host, "--port", str(port)]
+def api_command(host: str = "0.0.0.0", port: int = API_PORT, workers: int = 0) -> list[str]:
+    """The API's command: one process per core unless ``workers`` says how many."""
+    chosen = ["--workers", str(workers)] if workers else []
+    return ["lims", "serve", "--host", host, "--port", str(port), *chosen]
 
 
 def lims_environment(hosts: Hosts) -> dict[str, str]:

@@ -226,8 +226,11 @@ class ServerProcess:
 
 
 @contextmanager
-def lims_serve(engine: Engine, log: Path, *, timeout: float = 60) -> Iterator[ServerProcess]:
-    """`lims serve` on a free loopback port against the test's database; always stopped."""
+def lims_serve(
+    engine: Engine, log: Path, *, timeout: float = 60, workers: int = 1
+) -> Iterator[ServerProcess]:
+    """`lims serve --workers N` (one unless asked) on a free loopback port against the test's
+    database; always stopped."""
     port = free_port()
     # The same signing key as this process, wherever the key file would be looked for.
     env = {
@@ -237,7 +240,10 @@ def lims_serve(engine: Engine, log: Path, *, timeout: float = 60) -> Iterator[Se
     }
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                *(sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1"),
+                *("--port", str(port), "--workers", str(workers)),
+            ],
             cwd=ROOT,
             env=env,
             stdout=sink,
