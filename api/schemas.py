@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlmodel import Session
 
@@ -58,6 +59,26 @@ Cursor = Annotated[
         description="the next_cursor of the page before; pages by key, offset is ignored",
     ),
 ]
+
+
+# Rows on a list's page when the client does not say.
+PAGE_DEFAULT = 50
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """The query parameters every list operation takes: which page, by offset or cursor."""
+
+    limit: Limit = PAGE_DEFAULT
+    offset: Offset = 0
+    cursor: Cursor = None
+
+    def window(self) -> dict[str, Any]:
+        """As the keyword arguments of a lims list query."""
+        return {"limit": self.limit, "offset": self.offset, "cursor": self.cursor}
+
+
+Paging = Annotated[PageQuery, Depends()]
 
 
 def page(listing: Listing[Any], out: Callable[[Any], Any]) -> dict[str, Any]:

@@ -20,17 +20,7 @@ from api.routers.audit_models import (
     CustodyEventOut,
     InclusionProofOut,
 )
-from api.schemas import (
-    Cursor,
-    Limit,
-    Offset,
-    Page,
-    QuantityOut,
-    UtcTime,
-    file_response,
-    page,
-    q_out,
-)
+from api.schemas import Page, Paging, QuantityOut, UtcTime, file_response, page, q_out
 from api.security import AuditUser, EngineDep
 from lims.custody.checkpoint import (
     checkpoint_document,
@@ -96,17 +86,13 @@ def lineage(engine: EngineDep, user: AuditUser, material_id: str) -> LineageOut:
 def custody(
     engine: EngineDep,
     user: AuditUser,
+    paging: Paging,
     material_id: str,
-    limit: Limit = 50,
-    offset: Offset = 0,
-    cursor: Cursor = None,
 ) -> dict[str, object]:
     """The custody events naming the material, oldest first (by seq), a page at a time."""
     with read_session(engine) as session:
         m = get_material(session, material_id)
-        listing = custody_page(
-            session, material_id=m.material_id, limit=limit, offset=offset, cursor=cursor
-        )
+        listing = custody_page(session, material_id=m.material_id, **paging.window())
         return page(listing, lambda e: CustodyEventOut.model_validate(as_dict(e)))
 
 
@@ -125,18 +111,14 @@ class SignatureCheckOut(BaseModel):
 def signatures(
     engine: EngineDep,
     user: AuditUser,
+    paging: Paging,
     material_id: str,
-    limit: Limit = 50,
-    offset: Offset = 0,
-    cursor: Cursor = None,
 ) -> dict[str, object]:
     """Signatures on the material and its batch record, oldest first, each verified now,
     a page at a time."""
     with read_session(engine) as session:
         m = get_material(session, material_id)
-        listing = signatures_page(
-            session, material_id=m.material_id, limit=limit, offset=offset, cursor=cursor
-        )
+        listing = signatures_page(session, material_id=m.material_id, **paging.window())
         return page(
             listing,
             lambda c: SignatureCheckOut(

@@ -13,14 +13,12 @@ from api.idempotency import IdempotencyKey
 from api.schemas import (
     ApiKeyIn,
     ApiKeyOut,
-    Cursor,
     HarvestIn,
-    Limit,
     MaterialOut,
-    Offset,
     OrderIn,
     OrderOut,
     Page,
+    Paging,
     PatientIn,
     PatientOut,
     ReasonIn,
@@ -84,15 +82,11 @@ def create_patient(
 def list_patients(
     engine: EngineDep,
     user: ClinicUser,
-    limit: Limit = 50,
-    offset: Offset = 0,
-    cursor: Cursor = None,
+    paging: Paging,
 ) -> dict[str, object]:
     """The clinic's patients, oldest first, a page at a time."""
     with read_session(engine) as session:
-        listing = patients_visible_to(
-            session, actor=user, limit=limit, offset=offset, cursor=cursor
-        )
+        listing = patients_visible_to(session, actor=user, **paging.window())
         return page(listing, patient_out)
 
 
@@ -162,16 +156,12 @@ def create_order(
 def list_orders(
     engine: EngineDep,
     user: ClinicUser,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    paging: Paging,
     status: Annotated[OrderStatusFilter | None, Query(max_length=16)] = None,
-    cursor: Cursor = None,
 ) -> dict[str, object]:
     """The clinic's orders, oldest first, optionally of one status; by offset or cursor."""
     with read_session(engine) as session:
-        listing = orders_visible_to(
-            session, actor=user, status=status, limit=limit, offset=offset, cursor=cursor
-        )
+        listing = orders_visible_to(session, actor=user, status=status, **paging.window())
         return page(listing, lambda o: order_out(session, o))
 
 
@@ -260,14 +250,12 @@ def new_api_key(engine: EngineDep, user: ClinicUser, body: ApiKeyIn) -> ApiKeyOu
 def list_api_keys(
     engine: EngineDep,
     user: ClinicUser,
-    limit: Limit = 50,
-    offset: Offset = 0,
-    cursor: Cursor = None,
+    paging: Paging,
 ) -> dict[str, object]:
     """The clinic's API keys, revoked ones too, oldest first (prefix, name, created,
     revoked); never the secret."""
     with read_session(engine) as session:
-        listing = api_keys_of(session, actor=user, limit=limit, offset=offset, cursor=cursor)
+        listing = api_keys_of(session, actor=user, **paging.window())
         return page(
             listing,
             lambda k: ApiKeyOut(

@@ -13,18 +13,7 @@ from api import idempotency
 from api.enums import MaterialKindFilter, MaterialStateFilter, MaterialStateName
 from api.idempotency import IdempotencyKey
 from api.routers import lab_dispatch, lab_labels, lab_qc
-from api.schemas import (
-    Cursor,
-    DbId,
-    Limit,
-    MaterialOut,
-    Offset,
-    Page,
-    Strict,
-    UtcTime,
-    material_out,
-    page,
-)
+from api.schemas import DbId, MaterialOut, Page, Paging, Strict, UtcTime, material_out, page
 from api.security import EngineDep, LabUser
 from lims.db import read_session
 from lims.errors import NotFound
@@ -141,12 +130,10 @@ def list_sops(engine: EngineDep, user: LabUser) -> list[SopDefinition]:
 def list_materials(
     engine: EngineDep,
     user: LabUser,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    paging: Paging,
     kind: Annotated[MaterialKindFilter | None, Query(max_length=24)] = None,
     state: Annotated[MaterialStateFilter | None, Query(max_length=24)] = None,
     created_after: UtcTime | None = None,
-    cursor: Cursor = None,
 ) -> dict[str, object]:
     """Materials, oldest first, filtered by kind, state and creation time."""
     with read_session(engine) as session:
@@ -155,9 +142,7 @@ def list_materials(
             kind=kind,
             state=state,
             created_after=created_after,
-            limit=limit,
-            offset=offset,
-            cursor=cursor,
+            **paging.window(),
         )
         return page(listing, lambda m: material_out(session, m))
 

@@ -11,16 +11,7 @@ from sqlmodel import Session
 from api import idempotency
 from api.enums import OrderStatusFilter
 from api.idempotency import IdempotencyKey
-from api.schemas import (
-    Cursor,
-    Limit,
-    Offset,
-    OrderOut,
-    Page,
-    Strict,
-    order_out,
-    page,
-)
+from api.schemas import OrderOut, Page, Paging, Strict, order_out, page
 from api.security import EngineDep, LabUser
 from lims.db import read_session
 from lims.materials.service import (
@@ -39,16 +30,12 @@ router = APIRouter()
 def orders(
     engine: EngineDep,
     user: LabUser,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    paging: Paging,
     status: Annotated[OrderStatusFilter | None, Query(max_length=16)] = None,
-    cursor: Cursor = None,
 ) -> dict[str, object]:
     """Every clinic's orders for the lab, oldest first, optionally of one status."""
     with read_session(engine) as session:
-        listing = orders_visible_to(
-            session, actor=user, status=status, limit=limit, offset=offset, cursor=cursor
-        )
+        listing = orders_visible_to(session, actor=user, status=status, **paging.window())
         return page(listing, lambda o: order_out(session, o))
 
 

@@ -16,7 +16,7 @@ from api import idempotency
 from api.downloads import content_disposition
 from api.enums import MaterialKindName, MaterialStateName
 from api.idempotency import IdempotencyKey
-from api.schemas import Cursor, Limit, Offset, Page, file_response, page
+from api.schemas import Page, Paging, file_response, page
 from api.security import ClinicUser, EngineDep, QaUser
 from lims.db import read_session
 from lims.identity.codes import format_material_id
@@ -156,16 +156,12 @@ def open_recall(
 def list_recalls(
     engine: EngineDep,
     user: QaUser,
+    paging: Paging,
     status: Status = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
-    cursor: Cursor = None,
 ) -> dict[str, object]:
     """Lot recalls, newest first, optionally open or closed, a page at a time."""
     with read_session(engine) as session:
-        listing = queries.recalls_listed(
-            session, actor=user, status=status, limit=limit, offset=offset, cursor=cursor
-        )
+        listing = queries.recalls_listed(session, actor=user, status=status, **paging.window())
         return page(listing, lambda r: recall_out(session, r))
 
 
@@ -246,17 +242,13 @@ def close_recall(
 def list_clinic_recalls(
     engine: EngineDep,
     user: ClinicUser,
+    paging: Paging,
     status: Status = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
-    cursor: Cursor = None,
 ) -> dict[str, object]:
     """The recalls that reached this clinic (its own items and notices only), newest
     first, a page at a time."""
     with read_session(engine) as session:
-        listing = queries.recalls_listed(
-            session, actor=user, status=status, limit=limit, offset=offset, cursor=cursor
-        )
+        listing = queries.recalls_listed(session, actor=user, status=status, **paging.window())
         return page(listing, lambda r: recall_out(session, r, clinic_id=user.clinic_id))
 
 

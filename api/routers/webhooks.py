@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from api import idempotency
 from api.idempotency import IdempotencyKey
-from api.schemas import Cursor, Limit, Offset, Page, page
+from api.schemas import Page, Paging, page
 from api.security import ClinicUser, EngineDep
 from lims.db import read_session, write_session
 from lims.notifications import service
@@ -174,15 +174,13 @@ def ping(engine: EngineDep, user: ClinicUser, endpoint_id: RowId) -> dict[str, s
 def deliveries(
     engine: EngineDep,
     user: ClinicUser,
+    paging: Paging,
     endpoint_id: RowId,
-    limit: Limit = 50,
-    offset: Offset = 0,
-    cursor: Cursor = None,
 ) -> dict[str, object]:
     """The endpoint's deliveries, newest first, each with every attempt, a page at a time."""
     with read_session(engine) as session:
         listing = service.deliveries_of(
-            session, actor=user, endpoint_id=endpoint_id, limit=limit, offset=offset, cursor=cursor
+            session, actor=user, endpoint_id=endpoint_id, **paging.window()
         )
         return page(listing, _delivery)
 
@@ -241,14 +239,10 @@ def add_contact(
 def contacts(
     engine: EngineDep,
     user: ClinicUser,
-    limit: Limit = 50,
-    offset: Offset = 0,
-    cursor: Cursor = None,
+    paging: Paging,
 ) -> dict[str, object]:
     """The clinic's e-mail contacts and the languages they are written to in, oldest first,
     a page at a time."""
     with read_session(engine) as session:
-        listing = service.contacts_listed(
-            session, actor=user, limit=limit, offset=offset, cursor=cursor
-        )
+        listing = service.contacts_listed(session, actor=user, **paging.window())
         return page(listing, _contact)
