@@ -2,7 +2,7 @@
 FastAPI + SQLModel endpoint doing one INSERT, in the same run.
 
     .venv/bin/python -m bench.api [--seconds 15] [--clients 32] [--backends sqlite,postgresql]
-                                  [--profile auto|yes|no]
+                                  [--profile auto|yes|no] [--workers 1]
 
 For each backend a fresh database (bench.common.fresh_database), then:
 
@@ -11,8 +11,9 @@ For each backend a fresh database (bench.common.fresh_database), then:
    (intake, SVF, seeding, count, hypoxia, CM harvest and clarification, fill, lyophilisation,
    QC results, QA release with a signature), so allocations are the real thing.
 2. The LIMS API (``api.app:create_app``) and the bare app (``bench/bare_app.py``) each run as
-   their own uvicorn process, one worker, the same options (``--log-level warning
-   --no-access-log``), against the same database.
+   their own uvicorn server, ``--workers`` processes each (default one; the LIMS as
+   ``lims serve`` runs them), the same options (``--log-level warning --no-access-log``),
+   against the same database. py-spy profiles one process, so not with several.
 3. 32 clients (asyncio, a minimal keep-alive HTTP/1.1 client in this process) run for
    ``--seconds`` after a 2 s warm-up: against the LIMS API each operation is
    ``POST /api/v1/clinic/orders`` (clinic token) then
@@ -242,9 +243,12 @@ class Server:
                 self.process.wait(timeout=20)
 
 
-def start(app: str, db: Database, log: Path) -> Server:
+def start(app: str, db: Database, log: Path, workers: int = 1) -> Server:
     port = free_port()
     env = {**os.environ, "LIMS_DATABASE_URL": db.url}
+    if workers > 1:  # as lims serve does: each worker's metrics in one directory
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lims-bench-metrics-")
+        app = app.replace("api.app:create_app", "api.app:create_worker_app")
     with log.open("ab") as sink:
         process = subprocess.Popen(
             [
@@ -260,6 +264,8 @@ def start(app: str, db: Database, log: Path) -> Server:
                 "--log-level",
                 "warning",
                 "--no-access-log",
+                "--workers",
+                str(workers),
             ],
             cwd=ROOT,
             env=env,
@@ -406,8 +412,18 @@ async def _load(url: str, clients: int, seconds: float, warmup: float, op: Op, l
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of the server process and of the worker processes it spawned."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if entry.name == str(pid) or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def measured(server: Server, clients: int, seconds: float, op: Op, label: str) -> Run:
@@ -703,6 +719,7 @@ class Result:
     counts: dict[str, tuple[int, int]]
     costs: list[str]
     orders_only: Run
+    workers: int
 
 
 def bench(db: Database, args: argparse.Namespace, logs: Path) -> Result:
@@ -715,16 +732,21 @@ def bench(db: Database, args: argparse.Namespace, logs: Path) -> Result:
         f"{time.perf_counter() - started:.1f} s"
     )
     clients, seconds = args.clients, args.seconds
+    if args.workers > 1 and args.profile != "no":
+        print(f"[{db.backend}] no profile with {args.workers} worker processes")
+        args.profile = "no"
 
     def run_bare(label: str) -> Run:
-        server = start("bench.bare_app:create_app", db, logs / f"bare-{db.backend}.log")
+        server = start(
+            "bench.bare_app:create_app", db, logs / f"bare-{db.backend}.log", args.workers
+        )
         try:
             return measured(server, clients, seconds, bare_op, label)
         finally:
             server.stop()
 
     bare = run_bare("bare (before)")
-    server = start("api.app:create_app", db, logs / f"lims-{db.backend}.log")
+    server = start("api.app:create_app", db, logs / f"lims-{db.backend}.log", args.workers)
     try:
         tokens = tokens_for(server.url)
         op = lims_op(tokens, cast.patients)
@@ -777,7 +799,7 @@ def bench(db: Database, args: argparse.Namespace, logs: Path) -> Result:
         server.stop()
     bare2 = run_bare("bare (after)")
     counts = statements(db, tokens, cast.patients[0])
-    return Result(db.backend, bare, bare2, lims, profile, counts, costs, orders_only)
+    return Result(db.backend, bare, bare2, lims, profile, counts, costs, orders_only, args.workers)
 
 
 def report(r: Result) -> str:
@@ -787,7 +809,8 @@ def report(r: Result) -> str:
     ratio = r.lims.ops_per_s / bare_ops
     p99 = pct(lims_ms, 99)
     print(
-        f"\n[{r.backend}] {r.lims.seconds:.0f} s each, 32 clients; statuses: "
+        f"\n[{r.backend}] {r.lims.seconds:.0f} s each, 32 clients, {r.workers} server "
+        f"process(es) each side; statuses: "
         f"lims {dict(r.lims.statuses)}, bare {dict(r.bare.statuses + r.bare2.statuses)}"
     )
     print(f"  {'':<34} {'ops/s':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/op':>10}")
@@ -847,6 +870,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--profile", choices=("auto", "yes", "no"), default="auto")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes, the same on both sides"
+    )
     args = parser.parse_args(argv)
     print(f"API order+allocate vs bare insert; {machine()}")
     summary = []
