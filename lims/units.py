@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import pint
@@ -369,3 +370,11 @@ def quantity_kind(
     got = amount_text(value, unit, exact=True)
     nouns = " or ".join(KINDS[k].noun for k in among)
     raise WrongKind(f"expected {nouns}, got {got}", got=got, field=field)
+
+
+@lru_cache(maxsize=4096)
+def constant_quantity(text: str, kind: QuantityKind) -> Quantity:
+    """A quantity written in the SOP, specification or product data ("18 h", "2 degC"),
+    parsed once: a Quantity is frozen, so every later call shares it. Those texts were
+    parsed by pint again on every step, order and QC result (issue 12)."""
+    return parse_quantity(text, kind)

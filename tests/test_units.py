@@ -315,3 +315,15 @@ def test_a_refusal_of_a_tiny_amount_is_a_short_message() -> None:
     with pytest.raises(InvalidInput, match="below the smallest recordable amount") as err:
         parse_quantity("5e-999999 mL", QuantityKind.VOLUME, field="q")
     assert len(err.value.message) < 200 and "5E-999999 mL" in err.value.message
+
+
+def test_constant_quantities_are_parsed_once_and_refused_like_any_other() -> None:
+    from lims.units import constant_quantity
+
+    first = constant_quantity("18 h", QuantityKind.DURATION)
+    assert first is constant_quantity("18 h", QuantityKind.DURATION)  # shared, frozen
+    assert first == parse_quantity("18 h", QuantityKind.DURATION)
+    assert constant_quantity("18 h", QuantityKind.DURATION).canonical == 1080
+    for _ in range(2):  # a refusal is not cached as a value
+        with pytest.raises(InvalidInput, match="expected"):
+            constant_quantity("18 mL", QuantityKind.DURATION)

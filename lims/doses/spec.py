@@ -17,7 +17,7 @@ from lims.amounts import amount_text
 from lims.errors import InvalidInput
 from lims.orders.models import Product
 from lims.settings import get_settings
-from lims.units import KINDS, Quantity, QuantityKind, parse_quantity
+from lims.units import KINDS, Quantity, QuantityKind, constant_quantity, parse_quantity
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class DoseRange:
     source: str
 
     def bounds(self, kind: QuantityKind) -> tuple[Quantity, Quantity]:
-        return parse_quantity(self.low, kind), parse_quantity(self.high, kind)
+        return constant_quantity(self.low, kind), constant_quantity(self.high, kind)
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def check_planned_use(planned_use_at: datetime, *, now: datetime) -> None:
 
 
 def transit_allowance(product: Product | str) -> timedelta:
-    minutes = parse_quantity(spec_for(product).transit, QuantityKind.DURATION).canonical
+    minutes = constant_quantity(spec_for(product).transit, QuantityKind.DURATION).canonical
     return timedelta(minutes=float(minutes))
 
 
@@ -161,15 +161,15 @@ def in_use_limit(product: Product | str) -> timedelta | None:
     text = spec_for(product).in_use_limit
     if text is None:
         return None
-    return timedelta(minutes=float(parse_quantity(text, QuantityKind.DURATION).canonical))
+    return timedelta(minutes=float(constant_quantity(text, QuantityKind.DURATION).canonical))
 
 
 def transport_range(product: Product | str) -> tuple[Decimal, Decimal]:
     spec = spec_for(product)
     kind = QuantityKind.TEMPERATURE
     return (
-        parse_quantity(spec.transport_low, kind).canonical,
-        parse_quantity(spec.transport_high, kind).canonical,
+        constant_quantity(spec.transport_low, kind).canonical,
+        constant_quantity(spec.transport_high, kind).canonical,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from lims.materials.kinds import MaterialKind
-from lims.units import QuantityKind, parse_quantity
+from lims.units import QuantityKind, constant_quantity, parse_quantity
 
 
 class QcTest(BaseModel):
@@ -36,8 +36,8 @@ class QcTest(BaseModel):
         q = parse_quantity(value, self.quantity_kind)
         if self.min is None and self.max is None:
             return None, ""
-        low = parse_quantity(self.min, self.quantity_kind) if self.min else None
-        high = parse_quantity(self.max, self.quantity_kind) if self.max else None
+        low = constant_quantity(self.min, self.quantity_kind) if self.min else None
+        high = constant_quantity(self.max, self.quantity_kind) if self.max else None
         if low is not None and q < low:
             return False, f"{q} is below the limit {self.min}"
         if high is not None and q > high:

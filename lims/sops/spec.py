@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lims.errors import InvalidInput
 from lims.materials.kinds import MaterialKind
-from lims.units import KINDS, QuantityKind, parse_quantity
+from lims.units import KINDS, QuantityKind, constant_quantity, parse_quantity
 
 
 class ParamType(StrEnum):
@@ -210,7 +210,7 @@ class SopDefinition(_Spec):
 
 def shelf_life_delta(text: str) -> timedelta:
     """Turn a shelf life such as '24 month' or '4 h' into a timedelta (months are 30.4375 d)."""
-    q = parse_quantity(text, QuantityKind.DURATION)
+    q = constant_quantity(text, QuantityKind.DURATION)
     return timedelta(minutes=float(q.canonical))
 
 

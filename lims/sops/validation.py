@@ -11,7 +11,7 @@ from typing import Any
 
 from lims.errors import InvalidInput
 from lims.sops.spec import TEXT_MAX_LENGTH, ParameterSpec, ParamType, SopDefinition
-from lims.units import Quantity, parse_quantity
+from lims.units import Quantity, constant_quantity, parse_quantity
 
 
 @dataclass
@@ -34,7 +34,7 @@ class ParameterCheck:
 
 def _bound(spec: ParameterSpec, text: str) -> Quantity:
     assert spec.quantity_kind is not None
-    return parse_quantity(text, spec.quantity_kind)
+    return constant_quantity(text, spec.quantity_kind)
 
 
 def _parse_value(spec: ParameterSpec, raw: Any) -> Any:
