@@ -6,10 +6,12 @@ FastAPI + SQLModel endpoint doing one INSERT, in the same run.
 
 For each backend a fresh database (bench.common.fresh_database), then:
 
-1. Set-up through the services: a clinic, four patients, a clinic desk, a technician and
-   QA, and for each patient one released AAPE lot of 2000 vials built through every stage
-   (intake, SVF, seeding, count, hypoxia, CM harvest and clarification, fill, lyophilisation,
-   QC results, QA release with a signature), so allocations are the real thing.
+1. Set-up through the services: a clinic, a clinic desk, a technician and QA, four
+   allogeneic donors (each determined eligible) with one released AAPE lot of 2000 vials
+   each, built through every stage (intake, SVF, seeding, count, hypoxia, CM harvest and
+   clarification, fill, lyophilisation, QC results, QA release with a signature), so
+   allocations are the real thing; and 6000 patients, each ordering session 1 of their
+   course once (a session is ordered once per course: lims.orders.course).
 2. The LIMS API (``api.app:create_app``) and the bare app (``bench/bare_app.py``) each run as
    their own uvicorn server, ``--workers`` processes each (default one; the LIMS as
    ``lims serve`` runs them), the same options (``--log-level warning --no-access-log``),
@@ -17,8 +19,8 @@ For each backend a fresh database (bench.common.fresh_database), then:
 3. 32 clients (asyncio, a minimal keep-alive HTTP/1.1 client in this process) run for
    ``--seconds`` after a 2 s warm-up: against the LIMS API each operation is
    ``POST /api/v1/clinic/orders`` (clinic token) then
-   ``POST /api/v1/lab/orders/{n}/allocation`` (technician token), the patients taken in
-   turn, so allocations contend for the same four lots; against the bare app each operation
+   ``POST /api/v1/lab/orders/{n}/allocation`` (technician token), a new patient each
+   time, so allocations contend for the same four lots; against the bare app each operation
    is one ``POST /items``. The bare app is measured before and after the API and the two
    runs are averaged; the servers' CPU time per operation is read from /proc. A run of
    orders alone shows the order endpoint on its own.
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import shutil
 import signal
@@ -41,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -55,9 +58,10 @@ from lims.demo import DEMO_PASSWORD, PASSING_AAPE_QC, Facility, set_up_facility
 from lims.lifecycle import transition
 from lims.materials.kinds import MaterialKind, Use
 from lims.materials.service import get_material, register_material
-from lims.parties.models import Clinic, User
+from lims.parties.models import Clinic, DonorType, User
 from lims.parties.queries import get_user
 from lims.parties.service import get_patient, register_patient
+from lims.qc.eligibility import record_donor_eligibility
 from lims.qc.service import enter_result, release, specification_of
 from lims.signatures.passwords import set_password
 from lims.sops.parameters import typical_parameters
@@ -66,7 +70,10 @@ from lims.units import QuantityKind, parse_quantity
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = DEMO_PASSWORD
-PATIENTS = 4
+LOTS = 4
+# Recipients: each operation orders session 1 of a new patient's course (a session is
+# ordered once per course, lims.orders.course), so a run needs a patient per operation.
+PATIENTS = 6000
 VIALS_PER_LOT = 2000
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 100.0
@@ -79,7 +86,17 @@ USERS = {"desk": "ginza-desk", "tech": "tanaka"}
 @dataclass
 class Cast:
     facility: Facility
+    donors: list[str] = field(default_factory=list)
+    lots: list[str] = field(default_factory=list)
     patients: list[str] = field(default_factory=list)
+    taken: Iterator[int] = field(default_factory=itertools.count)
+
+    def next_patient(self) -> str:
+        """A patient with no order yet (shared by every run on this database)."""
+        n = next(self.taken)
+        if n >= len(self.patients):
+            raise RuntimeError(f"the benchmark used all {len(self.patients)} patients")
+        return self.patients[n]
 
     def user(self, s: Any, username: str) -> User:
         user = s.get(User, self.facility.staff_ids[username])
@@ -88,7 +105,8 @@ class Cast:
 
 
 def _cast(db: Database) -> Cast:
-    """The demo facility (lims.demo) and PATIENTS of Ginza's patients."""
+    """The demo facility (lims.demo), LOTS eligible allogeneic donors and PATIENTS of
+    Ginza's patients (any of whom may be given a donor's lot)."""
     with write_session(db.engine) as s:
         cast = Cast(facility=set_up_facility(s, tag="B", good_until=utcnow() + timedelta(days=365)))
         clinic = s.get(Clinic, cast.facility.clinic_ids["GINZA"])
@@ -96,17 +114,30 @@ def _cast(db: Database) -> Cast:
         # The demo leaves a desk's password to an administrator; the benchmark's desk logs in.
         desk = get_user(s, username=USERS["desk"])
         set_password(s, user=desk, password=PASSWORD, actor=None)
-        for n in range(PATIENTS):
-            patient = register_patient(
-                s, clinic=clinic, identifier_1="1980-04-12", identifier_2=f"BENCH-{n:04d}"
+        for n in range(LOTS):
+            donor = register_patient(
+                s,
+                clinic=clinic,
+                identifier_1="1990-01-01",
+                identifier_2=f"DONOR-{n:04d}",
+                donor_type=DonorType.ALLOGENEIC_DONOR,
             )
-            cast.patients.append(patient.coi_id)
+            cast.donors.append(donor.coi_id)
+    for start in range(0, PATIENTS, 1000):
+        with write_session(db.engine) as s:
+            clinic = s.get(Clinic, cast.facility.clinic_ids["GINZA"])
+            assert clinic is not None
+            for n in range(start, min(PATIENTS, start + 1000)):
+                patient = register_patient(
+                    s, clinic=clinic, identifier_1="1980-04-12", identifier_2=f"BENCH-{n:05d}"
+                )
+                cast.patients.append(patient.coi_id)
     return cast
 
 
 def _lot(db: Database, cast: Cast, coi: str, vials: int) -> str:
-    """A released AAPE lot of ``vials`` vials from ``coi``'s own tissue, every stage recorded
-    with the SOPs' typical parameters."""
+    """A released AAPE lot of ``vials`` vials from donor ``coi``'s tissue (allogeneic, the
+    donor determined eligible), every stage recorded with the SOPs' typical parameters."""
     t0 = utcnow() - timedelta(days=6)
 
     def at(hours: float) -> datetime:
@@ -130,7 +161,7 @@ def _lot(db: Database, cast: Cast, coi: str, vials: int) -> str:
             s,
             kind=MaterialKind.LIPOASPIRATE,
             patient=get_patient(s, coi_id=coi),
-            use=Use.AUTOLOGOUS,
+            use=Use.ALLOGENEIC,
             quantity=parse_quantity("120 mL", QuantityKind.VOLUME),
             actor=cast.user(s, "tanaka"),
             state="RECEIVED",
@@ -212,6 +243,14 @@ def _lot(db: Database, cast: Cast, coi: str, vials: int) -> str:
                 value=PASSING_AAPE_QC[code],
                 actor=cast.user(s, "mori"),
             )
+    with write_session(db.engine) as s:
+        record_donor_eligibility(
+            s,
+            donor=get_patient(s, coi_id=coi),
+            eligible=True,
+            actor=cast.user(s, "sato"),
+            basis="screening negative (HIV, HBV, HCV, syphilis); history",
+        )
     with write_session(db.engine) as s:
         release(s, material=get_material(s, lot), actor=cast.user(s, "sato"), password=PASSWORD)
     return lot
@@ -435,7 +474,9 @@ def measured(server: Server, clients: int, seconds: float, op: Op, label: str) -
     return run
 
 
-def statements(db: Database, tokens: dict[str, str], coi: str) -> dict[str, tuple[int, int]]:
+def statements(
+    db: Database, tokens: dict[str, str], coi: str, lot: str
+) -> dict[str, tuple[int, int]]:
     """SQL statements and custody events of one order and one allocation (in-process)."""
     from fastapi.testclient import TestClient
     from sqlalchemy import event, text
@@ -455,9 +496,16 @@ def statements(db: Database, tokens: dict[str, str], coi: str) -> dict[str, tupl
     with TestClient(create_app(db.engine)) as client:
         event.listen(db.engine, "before_cursor_execute", seen)
         try:
+            named = {"lot_id": lot}
             for name, method, path, who, body in (
                 ("order", "POST", "/api/v1/clinic/orders", "desk", None),
-                ("allocation", "POST", "/api/v1/lab/orders/{n}/allocation", "tech", {}),
+                (
+                    "allocation",
+                    "POST",
+                    "/api/v1/lab/orders/{n}/allocation",
+                    "tech",
+                    {"lot_id": lot},
+                ),
             ):
                 if body is None:
                     body = {
@@ -557,7 +605,7 @@ def cost_breakdown(server: Server, op: Op, seconds: float, logs: Path, backend: 
     return lines
 
 
-def lims_op(tokens: dict[str, str], patients: list[str], *, allocate: bool = True) -> Op:
+def lims_op(tokens: dict[str, str], cast: Cast, *, allocate: bool = True) -> Op:
     clinic = {"Authorization": f"Bearer {tokens['desk']}"}
     lab = {"Authorization": f"Bearer {tokens['tech']}"}
     planned = (utcnow() + timedelta(days=3)).replace(microsecond=0).isoformat()
@@ -569,13 +617,10 @@ def lims_op(tokens: dict[str, str], patients: list[str], *, allocate: bool = Tru
             "/api/v1/clinic/orders",
             headers=clinic,
             json={
-                "coi_id": patients[(w + n) % len(patients)],
+                "coi_id": cast.next_patient(),
                 "product": "aape",
                 "dose": "1 vial",
-                # TODO(course rule): a session is now ordered once per course and sessions
-                # are spaced 3-5 weeks (lims.orders.course); this load may be refused with
-                # 409 and needs patients x sessions spread out (not verified in time).
-                "session_number": 1 + n % 6,
+                "session_number": 1,
                 "sessions_total": 6,
                 "planned_use_at": planned,
                 "ship_to": "Ginza Hair Clinic, 4-1 Ginza, Tokyo",
@@ -593,7 +638,8 @@ def lims_op(tokens: dict[str, str], patients: list[str], *, allocate: bool = Tru
             "POST",
             f"/api/v1/lab/orders/{body['number']}/allocation",
             headers=lab,
-            json={},
+            # An allogeneic lot is named: only a patient's own lots are suggested.
+            json={"lot_id": cast.lots[(w + n) % len(cast.lots)]},
         )
         if status != 200:
             raise RuntimeError(f"allocation: {status} {body}")
@@ -725,10 +771,10 @@ class Result:
 def bench(db: Database, args: argparse.Namespace, logs: Path) -> Result:
     started = time.perf_counter()
     cast = _cast(db)
-    for coi in cast.patients:
-        _lot(db, cast, coi, VIALS_PER_LOT)
+    cast.lots = [_lot(db, cast, coi, VIALS_PER_LOT) for coi in cast.donors]
     print(
-        f"[{db.backend}] set-up: {PATIENTS} released lots of {VIALS_PER_LOT} vials in "
+        f"[{db.backend}] set-up: {LOTS} released allogeneic lots of {VIALS_PER_LOT} vials, "
+        f"{PATIENTS} patients in "
         f"{time.perf_counter() - started:.1f} s"
     )
     clients, seconds = args.clients, args.seconds
@@ -749,13 +795,13 @@ def bench(db: Database, args: argparse.Namespace, logs: Path) -> Result:
     server = start("api.app:create_app", db, logs / f"lims-{db.backend}.log", args.workers)
     try:
         tokens = tokens_for(server.url)
-        op = lims_op(tokens, cast.patients)
+        op = lims_op(tokens, cast)
         lims = measured(server, clients, seconds, op, "lims")
         orders_only = measured(
             server,
             clients,
             seconds / 2,
-            lims_op(tokens, cast.patients, allocate=False),
+            lims_op(tokens, cast, allocate=False),
             "orders only",
         )
         profile: dict[str, dict[str, float]] = {}
@@ -798,7 +844,7 @@ def bench(db: Database, args: argparse.Namespace, logs: Path) -> Result:
     finally:
         server.stop()
     bare2 = run_bare("bare (after)")
-    counts = statements(db, tokens, cast.patients[0])
+    counts = statements(db, tokens, cast.next_patient(), cast.lots[0])
     return Result(db.backend, bare, bare2, lims, profile, counts, costs, orders_only, args.workers)
 
 
