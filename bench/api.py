@@ -499,13 +499,7 @@ def statements(
             named = {"lot_id": lot}
             for name, method, path, who, body in (
                 ("order", "POST", "/api/v1/clinic/orders", "desk", None),
-                (
-                    "allocation",
-                    "POST",
-                    "/api/v1/lab/orders/{n}/allocation",
-                    "tech",
-                    {"lot_id": lot},
-                ),
+                ("allocation", "POST", "/api/v1/lab/orders/{n}/allocation", "tech", named),
             ):
                 if body is None:
                     body = {
