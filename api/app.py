@@ -55,6 +55,10 @@ LIMS for adipose-derived stem-cell hair-restoration products.
 """
 
 
+# Set by ``lims serve`` to its own pid for the workers it spawns.
+SUPERVISOR_ENV = "LIMS_SERVE_SUPERVISOR_PID"
+
+
 def create_worker_app() -> FastAPI:
     """The app in one of ``lims serve --workers N``'s processes. On Linux the process is
     ended when the supervisor that spawned it dies (PR_SET_PDEATHSIG): a supervisor killed
@@ -63,7 +67,10 @@ def create_worker_app() -> FastAPI:
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() == 1:  # the supervisor died before the call: end now
+        # The supervisor may have died before the call (the signal then never comes). Not
+        # "parent is pid 1": in a container the supervisor itself is pid 1.
+        supervisor = os.environ.get(SUPERVISOR_ENV, "")
+        if supervisor.isdigit() and os.getppid() != int(supervisor):
             os.kill(os.getpid(), signal.SIGTERM)
     return create_app()
 

@@ -44,12 +44,13 @@ def serve(
         console.print(f"[red]refused to serve:[/red] {exc}")
         raise typer.Exit(1) from None
 
-    from api.app import KEEP_ALIVE_SECONDS
+    from api.app import KEEP_ALIVE_SECONDS, SUPERVISOR_ENV
 
     count = worker_count(workers)
     if count > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Set before the workers import prometheus-client (they are spawned, not forked).
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lims-metrics-")
+    os.environ[SUPERVISOR_ENV] = str(os.getpid())
     uvicorn.run(
         "api.app:create_app" if count == 1 else "api.app:create_worker_app",
         factory=True,
